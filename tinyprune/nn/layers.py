@@ -1,0 +1,305 @@
+"""Layer classes: thin, stateful wrappers around :mod:`tinyprune.nn.functional`.
+
+A layer holds ``params`` and ``grads`` under the same local names (``"weight"``, ``"bias"``),
+remembers the cache of its last forward pass, and validates its input once, naming itself in
+every error. Shapes and initialisation follow PyTorch (``nn.Linear``, ``nn.Conv2d``...).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import functional as F
+from .im2col import conv_output_size
+from .init import uniform_fan_in
+from .validation import as_generator, check_float_array, check_int, check_pair, check_probability
+
+
+class Module:
+    """Base class: ``params``/``grads`` dicts, ``forward``/``backward``, ``spec``.
+
+    Attributes
+    ----------
+    name : str
+        Set by the container (``"conv1"``); used in error messages.
+    params, grads : dict[str, ndarray]
+        Same keys and shapes; ``grads`` is filled by :meth:`backward`.
+    """
+
+    def __init__(self):
+        self.name = type(self).__name__
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self._cache = None
+
+    # -- interface -------------------------------------------------------------------------
+    def forward(self, x, train=False):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, dout, need_dx=True):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def output_shape(self, in_shape):
+        """Shape of one sample's output for one sample's input shape (no batch axis)."""
+        return tuple(in_shape)
+
+    def macs(self, in_shape) -> int:
+        """Multiply-accumulates for one sample (0 for layers without weights)."""
+        return 0
+
+    def spec(self) -> dict:
+        """JSON-serialisable description from which :func:`layer_from_spec` rebuilds the layer."""
+        return {"type": type(self).__name__}
+
+    def __call__(self, x, train=False):
+        return self.forward(x, train=train)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v}" for k, v in self.spec().items() if k != "type")
+        return f"{type(self).__name__}({args})"
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _check_input(self, x, ndim):
+        check_float_array(x, f"{self.name} ({type(self).__name__}) input")
+        if x.ndim != ndim:
+            raise ValueError(f"{self.name} ({type(self).__name__}): expected a {ndim}-D input, "
+                             f"got shape {x.shape}")
+        if self.params:
+            dtype = next(iter(self.params.values())).dtype
+            if x.dtype != dtype:
+                raise TypeError(f"{self.name} ({type(self).__name__}): input dtype {x.dtype} does "
+                                f"not match parameter dtype {dtype}; convert the input or call "
+                                f"model.set_dtype()")
+
+    def _cached(self):
+        if self._cache is None:
+            raise RuntimeError(f"{self.name}: backward called before forward(train=True)")
+        return self._cache
+
+
+class Linear(Module):
+    """Fully connected layer ``y = x W^T + b`` with ``W`` of shape ``(out_features, in_features)``.
+
+    Initialised like PyTorch: ``W, b ~ U(-1/sqrt(in), 1/sqrt(in))``.
+    """
+
+    def __init__(self, in_features, out_features, bias=True, *, rng=None, dtype=np.float32):
+        super().__init__()
+        self.in_features = check_int(in_features, "Linear: in_features", minimum=1)
+        self.out_features = check_int(out_features, "Linear: out_features", minimum=1)
+        rng = as_generator(0 if rng is None else rng)
+        shape = (self.out_features, self.in_features)
+        self.params["weight"] = uniform_fan_in(shape, self.in_features, rng, dtype)
+        if bias:
+            self.params["bias"] = uniform_fan_in((self.out_features,), self.in_features, rng, dtype)
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    def forward(self, x, train=False):
+        self._check_input(x, 2)
+        if x.shape[1] != self.in_features:
+            raise ValueError(f"{self.name} (Linear): expected input of shape (N, {self.in_features})"
+                             f", got {x.shape}")
+        out, cache = F.linear_forward(x, self.params["weight"], self.params.get("bias"))
+        self._cache = cache if train else None
+        return out
+
+    def backward(self, dout, need_dx=True):
+        dx, dw, db = F.linear_backward(dout, self._cached(), need_dx)
+        self.grads["weight"] = dw
+        if db is not None:
+            self.grads["bias"] = db
+        return dx
+
+    def output_shape(self, in_shape):
+        return (self.out_features,)
+
+    def macs(self, in_shape):
+        return self.in_features * self.out_features
+
+    def spec(self):
+        return {"type": "Linear", "in_features": self.in_features,
+                "out_features": self.out_features, "bias": "bias" in self.params}
+
+
+class Conv2d(Module):
+    """2-D convolution with weight ``(C_out, C_in, KH, KW)``, via im2col + one GEMM.
+
+    The unfolded-input buffer is kept and reused between calls of the same shape.
+    Initialised like PyTorch: ``W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, ``fan_in = C_in KH KW``.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, *,
+                 rng=None, dtype=np.float32):
+        super().__init__()
+        self.in_channels = check_int(in_channels, "Conv2d: in_channels", minimum=1)
+        self.out_channels = check_int(out_channels, "Conv2d: out_channels", minimum=1)
+        self.kernel_size = check_pair(kernel_size, "Conv2d: kernel_size", minimum=1)
+        self.stride = check_int(stride, "Conv2d: stride", minimum=1)
+        self.padding = check_int(padding, "Conv2d: padding", minimum=0)
+        rng = as_generator(0 if rng is None else rng)
+        kh, kw = self.kernel_size
+        fan_in = self.in_channels * kh * kw
+        shape = (self.out_channels, self.in_channels, kh, kw)
+        self.params["weight"] = uniform_fan_in(shape, fan_in, rng, dtype)
+        if bias:
+            self.params["bias"] = uniform_fan_in((self.out_channels,), fan_in, rng, dtype)
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self._cols = None
+
+    def forward(self, x, train=False):
+        self._check_input(x, 4)
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"{self.name} (Conv2d): expected {self.in_channels} input channels "
+                             f"(N, {self.in_channels}, H, W), got shape {x.shape}")
+        self.output_shape(x.shape[1:])  # validates that the kernel fits
+        w = self.params["weight"]
+        n = x.shape[0]
+        h_out, w_out = self.output_shape(x.shape[1:])[1:]
+        shape = (w[0].size, n * h_out * w_out)
+        if self._cols is None or self._cols.shape != shape or self._cols.dtype != x.dtype:
+            self._cols = np.empty(shape, dtype=x.dtype)
+        out, cache = F.conv2d_forward(x, w, self.params.get("bias"), self.stride, self.padding,
+                                      cols_buffer=self._cols)
+        self._cache = cache if train else None
+        return out
+
+    def backward(self, dout, need_dx=True):
+        dx, dw, db = F.conv2d_backward(dout, self._cached(), need_dx)
+        self.grads["weight"] = dw
+        if db is not None:
+            self.grads["bias"] = db
+        return dx
+
+    def output_shape(self, in_shape):
+        c, h, w = in_shape
+        kh, kw = self.kernel_size
+        h_out = conv_output_size(h, kh, self.stride, self.padding)
+        w_out = conv_output_size(w, kw, self.stride, self.padding)
+        if h_out < 1 or w_out < 1:
+            raise ValueError(f"{self.name} (Conv2d): kernel {kh}x{kw} does not fit input {h}x{w} "
+                             f"with padding {self.padding}")
+        return (self.out_channels, h_out, w_out)
+
+    def macs(self, in_shape):
+        _, h_out, w_out = self.output_shape(in_shape)
+        return self.params["weight"].size * h_out * w_out
+
+    def spec(self):
+        return {"type": "Conv2d", "in_channels": self.in_channels,
+                "out_channels": self.out_channels, "kernel_size": list(self.kernel_size),
+                "stride": self.stride, "padding": self.padding, "bias": "bias" in self.params}
+
+
+class MaxPool2d(Module):
+    """Max pooling; ``stride`` defaults to ``kernel_size``; ties send the gradient to the first max."""
+
+    def __init__(self, kernel_size=2, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size = check_pair(kernel_size, "MaxPool2d: kernel_size", minimum=1)
+        self.stride = self.kernel_size[0] if stride is None else check_int(
+            stride, "MaxPool2d: stride", minimum=1)
+        self.padding = check_int(padding, "MaxPool2d: padding", minimum=0)
+        if 2 * self.padding > min(self.kernel_size):
+            raise ValueError(f"MaxPool2d: padding must be at most half the kernel size, "
+                             f"got padding={self.padding} for kernel {self.kernel_size}")
+
+    def forward(self, x, train=False):
+        self._check_input(x, 4)
+        self.output_shape(x.shape[1:])
+        out, cache = F.maxpool2d_forward(x, self.kernel_size, self.stride, self.padding)
+        self._cache = cache if train else None
+        return out
+
+    def backward(self, dout, need_dx=True):
+        return F.maxpool2d_backward(dout, self._cached())
+
+    def output_shape(self, in_shape):
+        c, h, w = in_shape
+        kh, kw = self.kernel_size
+        h_out = conv_output_size(h, kh, self.stride, self.padding)
+        w_out = conv_output_size(w, kw, self.stride, self.padding)
+        if h_out < 1 or w_out < 1:
+            raise ValueError(f"{self.name} (MaxPool2d): window {kh}x{kw} does not fit input {h}x{w}")
+        return (c, h_out, w_out)
+
+    def spec(self):
+        return {"type": "MaxPool2d", "kernel_size": list(self.kernel_size), "stride": self.stride,
+                "padding": self.padding}
+
+
+class ReLU(Module):
+    """Rectified linear unit ``max(x, 0)``."""
+
+    def forward(self, x, train=False):
+        check_float_array(x, f"{self.name} (ReLU) input")
+        out, cache = F.relu_forward(x)
+        self._cache = cache if train else None
+        return out
+
+    def backward(self, dout, need_dx=True):
+        return F.relu_backward(dout, self._cached())
+
+
+class Dropout(Module):
+    """Inverted dropout with probability ``p`` of zeroing; identity at inference.
+
+    Parameters
+    ----------
+    p : float in [0, 1)
+    rng : numpy.random.Generator or int
+        Source of the masks (explicit: the same seed gives the same masks).
+    """
+
+    def __init__(self, p=0.5, *, rng=None):
+        super().__init__()
+        self.p = check_probability(p, "Dropout: p")
+        self.rng = as_generator(0 if rng is None else rng)
+
+    def forward(self, x, train=False):
+        check_float_array(x, f"{self.name} (Dropout) input")
+        out, cache = F.dropout_forward(x, self.p, self.rng, train)
+        self._cache = (cache,) if train else None
+        return out
+
+    def backward(self, dout, need_dx=True):
+        return F.dropout_backward(dout, self._cached()[0])
+
+    def spec(self):
+        return {"type": "Dropout", "p": self.p}
+
+
+class Flatten(Module):
+    """``(N, C, H, W) -> (N, C*H*W)`` in C order, as ``torch.flatten(x, 1)``."""
+
+    def forward(self, x, train=False):
+        check_float_array(x, f"{self.name} (Flatten) input")
+        out, cache = F.flatten_forward(x)
+        self._cache = cache if train else None
+        return out
+
+    def backward(self, dout, need_dx=True):
+        return F.flatten_backward(dout, self._cached())
+
+    def output_shape(self, in_shape):
+        return (int(np.prod(in_shape)),)
+
+
+LAYER_TYPES = {cls.__name__: cls for cls in (Linear, Conv2d, MaxPool2d, ReLU, Dropout, Flatten)}
+
+
+def layer_from_spec(spec: dict, *, rng=None, dtype=np.float32) -> Module:
+    """Rebuild a layer from :meth:`Module.spec` output (parameters freshly initialised)."""
+    if not isinstance(spec, dict) or "type" not in spec:
+        raise ValueError(f"layer spec: expected a dict with a 'type' key, got {spec!r}")
+    kind = spec["type"]
+    if kind not in LAYER_TYPES:
+        raise ValueError(f"layer spec: unknown layer type {kind!r}; known: {sorted(LAYER_TYPES)}")
+    kwargs = {k: v for k, v in spec.items() if k != "type"}
+    try:
+        if kind in ("Linear", "Conv2d"):
+            return LAYER_TYPES[kind](**kwargs, rng=rng, dtype=dtype)
+        if kind == "Dropout":
+            return Dropout(**kwargs, rng=rng)
+        return LAYER_TYPES[kind](**kwargs)
+    except TypeError as exc:
+        raise ValueError(f"layer spec for {kind}: bad arguments {kwargs}: {exc}") from None

@@ -1,0 +1,224 @@
+"""``Sequential``: an ordered stack of named layers with PyTorch-style parameter names."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .layers import Module, layer_from_spec
+from .validation import FLOAT_DTYPES, check_float_array
+
+SPEC_FORMAT = "tinyprune.Sequential/1"
+
+
+class Sequential:
+    """A feed-forward model: ``layers`` applied in order.
+
+    Parameters
+    ----------
+    layers : list of (str, Module)
+        Named layers; a parameter ``"weight"`` of layer ``"conv1"`` is called ``"conv1.weight"``.
+    input_shape : tuple of int, optional
+        Shape of one sample (``(1, 28, 28)``), used by :meth:`summary`, MAC counts and checks.
+    name : str, optional
+        Model name stored in the spec (``"lecture_net"``).
+
+    Attributes
+    ----------
+    params, grads : dict[str, ndarray]
+        Keyed by full name; ``params`` holds the very arrays the layers use, so in-place updates
+        (an optimizer step, ``*= mask``) change the model.
+    masks : dict[str, ndarray of bool]
+        Pruning masks keyed like ``params`` (True = kept); empty for a dense model.
+    buffers : dict[str, ndarray]
+        Other per-model arrays saved with checkpoints (codebooks, statistics...).
+    """
+
+    def __init__(self, layers, *, input_shape=None, name="model"):
+        self.layers: dict[str, Module] = {}
+        for item in layers:
+            if not (isinstance(item, tuple) and len(item) == 2):
+                raise TypeError(f"Sequential: expected (name, layer) pairs, got {item!r}")
+            lname, layer = item
+            if not isinstance(lname, str) or not lname or "." in lname or "/" in lname:
+                raise ValueError(f"Sequential: layer name must be a non-empty string without '.' "
+                                 f"or '/', got {lname!r}")
+            if lname in self.layers:
+                raise ValueError(f"Sequential: duplicate layer name {lname!r}")
+            if not isinstance(layer, Module):
+                raise TypeError(f"Sequential: layer {lname!r} is not a Module: {layer!r}")
+            layer.name = lname
+            self.layers[lname] = layer
+        self.input_shape = None if input_shape is None else tuple(int(s) for s in input_shape)
+        self.name = name
+        self.masks: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}
+        if self.input_shape is not None:
+            self.layer_shapes()  # fail early on an inconsistent stack
+
+    # -- parameters ------------------------------------------------------------------------
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        return {f"{ln}.{pn}": p for ln, layer in self.layers.items() for pn, p in layer.params.items()}
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        return {f"{ln}.{pn}": g for ln, layer in self.layers.items() for pn, g in layer.grads.items()}
+
+    def __getitem__(self, name: str) -> Module:
+        if name not in self.layers:
+            raise KeyError(f"no layer named {name!r}; layers: {list(self.layers)}")
+        return self.layers[name]
+
+    def split_name(self, full_name: str) -> tuple[str, str]:
+        """``"conv1.weight" -> ("conv1", "weight")``, checking that the parameter exists."""
+        lname, _, pname = full_name.partition(".")
+        if lname not in self.layers or pname not in self.layers[lname].params:
+            raise KeyError(f"no parameter named {full_name!r}; parameters: {list(self.params)}")
+        return lname, pname
+
+    def set_param(self, full_name: str, value: np.ndarray) -> None:
+        """Copy ``value`` into the existing parameter array (shape and dtype must match)."""
+        lname, pname = self.split_name(full_name)
+        p = self.layers[lname].params[pname]
+        if not isinstance(value, np.ndarray) or value.shape != p.shape:
+            shape = getattr(value, "shape", type(value).__name__)
+            raise ValueError(f"set_param({full_name!r}): expected shape {p.shape}, got {shape}")
+        p[...] = value
+
+    def num_parameters(self) -> int:
+        return int(sum(p.size for p in self.params.values()))
+
+    @property
+    def dtype(self):
+        ps = list(self.params.values())
+        return ps[0].dtype if ps else np.dtype(np.float32)
+
+    def set_dtype(self, dtype) -> Sequential:
+        """Convert every parameter (and gradient) to ``dtype`` in place; returns ``self``."""
+        dtype = np.dtype(dtype)
+        if dtype not in FLOAT_DTYPES:
+            raise TypeError(f"set_dtype: expected float32 or float64, got {dtype}")
+        for layer in self.layers.values():
+            layer.params = {k: v.astype(dtype) for k, v in layer.params.items()}
+            layer.grads = {k: np.zeros_like(v) for k, v in layer.params.items()}
+        return self
+
+    # -- computation -----------------------------------------------------------------------
+    def forward(self, x, train=False):
+        """Run every layer; ``train=True`` keeps caches for :meth:`backward` and enables dropout.
+
+        Parameters
+        ----------
+        x : ndarray (N, *input_shape), float32 or float64 (the model's dtype)
+
+        Returns
+        -------
+        logits : ndarray (N, n_outputs)
+        """
+        check_float_array(x, f"{self.name} input", finite=True)
+        if self.input_shape is not None and tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(f"{self.name}: expected input of shape (N, "
+                             f"{', '.join(map(str, self.input_shape))}), got {x.shape}")
+        for layer in self.layers.values():
+            x = layer.forward(x, train=train)
+        return x
+
+    __call__ = forward
+
+    def backward(self, dout, need_input_grad=True):
+        """Back-propagate ``dout`` (d loss / d logits); fills ``grads``; returns d loss / d input
+        (or None when ``need_input_grad`` is False, which skips the first layer's input gradient)."""
+        layers = list(self.layers.values())
+        for k in range(len(layers) - 1, -1, -1):
+            need_dx = need_input_grad or k > 0
+            dout = layers[k].backward(dout, need_dx=need_dx)
+            if dout is None:
+                break
+        return dout
+
+    def zero_grad(self) -> None:
+        for layer in self.layers.values():
+            for v in layer.grads.values():
+                v[...] = 0
+
+    # -- description -----------------------------------------------------------------------
+    def layer_shapes(self, input_shape=None) -> list[tuple[str, tuple, tuple]]:
+        """``[(name, in_shape, out_shape), ...]`` for one sample."""
+        shape = input_shape if input_shape is not None else self.input_shape
+        if shape is None:
+            raise ValueError(f"{self.name}: input_shape unknown; pass input_shape")
+        rows = []
+        for lname, layer in self.layers.items():
+            try:
+                out = layer.output_shape(shape)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"{self.name}: layer {lname!r} cannot take input {shape}: {exc}"
+                                 ) from None
+            if hasattr(layer, "in_features") and tuple(shape) != (layer.in_features,):
+                raise ValueError(f"{self.name}: layer {lname!r} expects {layer.in_features} "
+                                 f"features, gets shape {tuple(shape)}")
+            if hasattr(layer, "in_channels") and shape[0] != layer.in_channels:
+                raise ValueError(f"{self.name}: layer {lname!r} expects {layer.in_channels} "
+                                 f"channels, gets shape {tuple(shape)}")
+            rows.append((lname, tuple(shape), tuple(out)))
+            shape = out
+        return rows
+
+    def macs(self, input_shape=None) -> dict[str, int]:
+        """Multiply-accumulates per sample, by layer name (dense count)."""
+        return {ln: self.layers[ln].macs(ins) for ln, ins, _ in self.layer_shapes(input_shape)}
+
+    def summary(self) -> str:
+        """A text table: layer, type, output shape, weights, biases (the lecture's counts)."""
+        shapes = {ln: out for ln, _, out in self.layer_shapes()} if self.input_shape else {}
+        lines = [f"{'layer':<10} {'type':<10} {'output':<16} {'weights':>10} {'biases':>8}"]
+        tw = tb = 0
+        for ln, layer in self.layers.items():
+            w = layer.params.get("weight")
+            b = layer.params.get("bias")
+            nw = 0 if w is None else w.size
+            nb = 0 if b is None else b.size
+            tw, tb = tw + nw, tb + nb
+            out = str(shapes.get(ln, ""))
+            lines.append(f"{ln:<10} {type(layer).__name__:<10} {out:<16} {nw:>10,} {nb:>8,}")
+        lines.append(f"{'total':<10} {'':<10} {'':<16} {tw:>10,} {tb:>8,}")
+        lines.append(f"parameters: {tw + tb:,}")
+        return "\n".join(lines)
+
+    def spec(self) -> dict:
+        """JSON-serialisable architecture (no weights)."""
+        return {
+            "format": SPEC_FORMAT,
+            "name": self.name,
+            "input_shape": None if self.input_shape is None else list(self.input_shape),
+            "dtype": str(self.dtype),
+            "layers": [{"name": ln, **layer.spec()} for ln, layer in self.layers.items()],
+        }
+
+    @classmethod
+    def from_spec(cls, spec: dict, *, seed=0) -> Sequential:
+        """Build a freshly initialised model from :meth:`spec` output.
+
+        ``seed`` seeds the initialisation and the dropout masks (each layer gets its own stream).
+        """
+        if not isinstance(spec, dict) or spec.get("format") != SPEC_FORMAT:
+            got = spec.get("format") if isinstance(spec, dict) else type(spec).__name__
+            raise ValueError(f"model spec: expected format {SPEC_FORMAT!r}, got {got!r}")
+        dtype = np.dtype(spec.get("dtype", "float32"))
+        if dtype not in FLOAT_DTYPES:
+            raise ValueError(f"model spec: dtype must be float32 or float64, got {dtype}")
+        layer_specs = spec.get("layers")
+        if not isinstance(layer_specs, list):
+            raise ValueError("model spec: 'layers' must be a list")
+        streams = np.random.default_rng(seed).spawn(len(layer_specs))
+        layers = []
+        for ls, rng in zip(layer_specs, streams):
+            if not isinstance(ls, dict) or "name" not in ls:
+                raise ValueError(f"model spec: each layer needs a 'name', got {ls!r}")
+            body = {k: v for k, v in ls.items() if k != "name"}
+            layers.append((ls["name"], layer_from_spec(body, rng=rng, dtype=dtype)))
+        return cls(layers, input_shape=spec.get("input_shape"), name=spec.get("name", "model"))
+
+    def __repr__(self):
+        body = "\n".join(f"  ({ln}): {layer!r}" for ln, layer in self.layers.items())
+        return f"Sequential(\n{body}\n)"
