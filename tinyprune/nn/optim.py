@@ -1,0 +1,410 @@
+"""Optimizers (SGD with momentum/Nesterov/weight decay, Adam) and learning-rate schedules.
+
+The update rules are exactly those of ``torch.optim.SGD`` and ``torch.optim.Adam`` (their
+single-tensor, non-``maximize``, non-``amsgrad`` code paths). Parameters are updated **in place**:
+the optimizer holds the model's own arrays (``model.params``), so ``opt.step(model.grads)``
+changes the model.
+
+Pruning hook: when ``opt.masks`` is set (``{name: bool array}``), :meth:`Optimizer.step`
+multiplies each incoming gradient by its mask before the update and multiplies the parameter and
+its state arrays (momentum, Adam moments) by the mask afterwards, so pruned weights stay exactly
+``0.0`` and accumulate no momentum.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from .validation import FLOAT_DTYPES
+
+__all__ = ["SGD", "Adam", "CosineAnnealingLR", "LRScheduler", "Optimizer", "StepLR"]
+
+
+def _check_real(value, name, *, minimum=None, below=None, at_most=None):
+    """Return ``value`` as float, checking type, finiteness and the given bounds."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {value}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}: expected a value >= {minimum}, got {value}")
+    if below is not None and value >= below:
+        raise ValueError(f"{name}: expected a value < {below}, got {value}")
+    if at_most is not None and value > at_most:
+        raise ValueError(f"{name}: expected a value <= {at_most}, got {value}")
+    return value
+
+
+class Optimizer:
+    """Base class: holds the parameters, per-parameter state, learning rate and masks.
+
+    Parameters
+    ----------
+    params : dict[str, ndarray]
+        The arrays to optimise (usually ``model.params``), float32 or float64, keyed by full name.
+        They are updated in place.
+    lr : float
+        Learning rate, ``>= 0``.
+
+    Attributes
+    ----------
+    params : dict[str, ndarray]
+        A new dict holding the caller's arrays (the very same objects).
+    state : dict[str, dict[str, ndarray]]
+        Per-parameter state keyed by full name (``state["fc1.weight"]["momentum_buffer"]``).
+    lr : float
+        Current learning rate (schedulers change it between epochs).
+    masks : dict[str, ndarray of bool] or None
+        Optional pruning masks (True = kept), keyed like ``params``; may cover a subset of them.
+        The dict is kept by reference (so ``opt.masks = model.masks`` follows later changes of
+        the model's masks) and re-validated at every :meth:`step`.
+    """
+
+    def __init__(self, params, lr):
+        if not isinstance(params, dict):
+            raise TypeError(f"params: expected a dict name -> ndarray (e.g. model.params), "
+                            f"got {type(params).__name__}")
+        if not params:
+            raise ValueError("params: expected at least one parameter, got an empty dict")
+        for name, p in params.items():
+            if not isinstance(name, str):
+                raise TypeError(f"params: expected string keys, got {name!r}")
+            if not isinstance(p, np.ndarray) or p.dtype not in FLOAT_DTYPES:
+                what = p.dtype if isinstance(p, np.ndarray) else type(p).__name__
+                raise TypeError(f"params[{name!r}]: expected a float32/float64 ndarray, got {what}")
+            if not p.flags.writeable:
+                raise ValueError(f"params[{name!r}]: the array is read-only; the optimizer "
+                                 f"updates parameters in place")
+        self.params: dict[str, np.ndarray] = dict(params)
+        self.lr = lr
+        self.state: dict[str, dict[str, np.ndarray]] = {name: {} for name in self.params}
+        self._masks: dict[str, np.ndarray] | None = None
+
+    # -- hyper-parameters ------------------------------------------------------------------
+    @property
+    def lr(self) -> float:
+        return self._lr
+
+    @lr.setter
+    def lr(self, value):
+        self._lr = _check_real(value, f"{type(self).__name__}: lr", minimum=0.0)
+
+    @property
+    def masks(self) -> dict[str, np.ndarray] | None:
+        return self._masks
+
+    @masks.setter
+    def masks(self, masks):
+        if masks is not None:
+            self._check_masks(masks)
+        self._masks = masks  # kept by reference (e.g. the live model.masks); re-checked per step
+
+    def _check_masks(self, masks):
+        if not isinstance(masks, dict):
+            raise TypeError(f"masks: expected a dict name -> bool ndarray or None, "
+                            f"got {type(masks).__name__}")
+        for name, m in masks.items():
+            if name not in self.params:
+                raise ValueError(f"masks: unknown parameter {name!r}; parameters: "
+                                 f"{list(self.params)}")
+            if not isinstance(m, np.ndarray) or m.dtype != np.bool_:
+                what = m.dtype if isinstance(m, np.ndarray) else type(m).__name__
+                raise TypeError(f"masks[{name!r}]: expected a bool ndarray, got {what}")
+            if m.shape != self.params[name].shape:
+                raise ValueError(f"masks[{name!r}]: expected shape {self.params[name].shape}, "
+                                 f"got {m.shape}")
+
+    def _check_grads(self, grads):
+        if not isinstance(grads, dict):
+            raise TypeError(f"grads: expected a dict name -> ndarray (e.g. model.grads), "
+                            f"got {type(grads).__name__}")
+        for name in grads:
+            if name not in self.params:
+                raise ValueError(f"grads: unknown parameter {name!r}; parameters: "
+                                 f"{list(self.params)}")
+        for name, p in self.params.items():
+            if name not in grads:
+                raise ValueError(f"grads: missing gradient for parameter {name!r}")
+            g = grads[name]
+            if not isinstance(g, np.ndarray):
+                raise TypeError(f"grads[{name!r}]: expected an ndarray, got {type(g).__name__}")
+            if g.shape != p.shape:
+                raise ValueError(f"grads[{name!r}]: expected shape {p.shape}, got {g.shape}")
+            if g.dtype != p.dtype:
+                raise TypeError(f"grads[{name!r}]: expected dtype {p.dtype} (the parameter's), "
+                                f"got {g.dtype}")
+
+    # -- update ----------------------------------------------------------------------------
+    def step(self, grads) -> None:
+        """Update every parameter in place from ``grads`` (not modified).
+
+        Parameters
+        ----------
+        grads : dict[str, ndarray]
+            Same keys, shapes and dtypes as ``params`` (usually ``model.grads``).
+        """
+        self._check_grads(grads)
+        masks = self._masks
+        if masks is not None:
+            self._check_masks(masks)  # cheap: shapes and dtypes only
+        for name, p in self.params.items():
+            mask = None if masks is None else masks.get(name)
+            self._update(name, p, grads[name], mask)
+            if mask is not None:
+                p *= mask
+                for arr in self.state[name].values():
+                    if arr.dtype.kind == "f" and arr.shape == p.shape:
+                        arr *= mask
+
+    def _effective_grad(self, p, g, mask, weight_decay):
+        """Fresh array ``mask * (g + weight_decay * p)`` (the only per-step allocation)."""
+        if weight_decay:
+            d = np.multiply(p, weight_decay)  # d = wd * p
+            d += g
+        else:
+            d = g.copy()
+        if mask is not None:
+            d *= mask
+        return d
+
+    def _update(self, name, p, g, mask):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def zero_state(self) -> None:
+        """Forget all optimizer state (momentum buffers, moments, step counts)."""
+        self.state = {name: {} for name in self.params}
+
+    def __repr__(self):
+        hp = ", ".join(f"{k}={v}" for k, v in self._hyper().items())
+        return f"{type(self).__name__}({hp})"
+
+    def _hyper(self):
+        return {"lr": self.lr}
+
+
+class SGD(Optimizer):
+    r"""Stochastic gradient descent with momentum, dampening, Nesterov and L2 weight decay.
+
+    For each parameter :math:`\theta` with gradient :math:`g` (``torch.optim.SGD``):
+
+    .. math::
+
+        d = g + \lambda \theta, \qquad
+        b \leftarrow \begin{cases} d & \text{first step} \\
+                                      \mu b + (1 - \tau) d & \text{otherwise} \end{cases}
+
+        \theta \leftarrow \theta - \eta \, (d + \mu b) \ \text{(Nesterov)}
+        \quad\text{or}\quad \theta - \eta \, b
+
+    (with :math:`\mu = 0`: :math:`\theta \leftarrow \theta - \eta d`).
+
+    Parameters
+    ----------
+    params : dict[str, ndarray]
+    lr : float, ``>= 0``
+        :math:`\eta`.
+    momentum : float in ``[0, 1)``
+        :math:`\mu`.
+    dampening : float in ``[0, 1]``
+        :math:`\tau`.
+    nesterov : bool
+        Nesterov momentum (Sutskever et al., "On the importance of initialization and momentum in
+        deep learning", ICML 2013); needs ``momentum > 0`` and ``dampening == 0``.
+    weight_decay : float, ``>= 0``
+        :math:`\lambda` (L2 penalty added to the gradient).
+    """
+
+    def __init__(self, params, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
+        super().__init__(params, lr)
+        self.momentum = _check_real(momentum, "SGD: momentum", minimum=0.0, below=1.0)
+        self.dampening = _check_real(dampening, "SGD: dampening", minimum=0.0, at_most=1.0)
+        self.weight_decay = _check_real(weight_decay, "SGD: weight_decay", minimum=0.0)
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise TypeError(f"SGD: nesterov: expected a bool, got {nesterov!r}")
+        if nesterov and (self.momentum == 0.0 or self.dampening != 0.0):
+            raise ValueError(f"SGD: nesterov=True requires momentum > 0 and dampening == 0, got "
+                             f"momentum={self.momentum}, dampening={self.dampening}")
+        self.nesterov = bool(nesterov)
+
+    def _update(self, name, p, g, mask):
+        d = self._effective_grad(p, g, mask, self.weight_decay)  # fresh, same shape as p
+        mu = self.momentum
+        if mu:
+            st = self.state[name]
+            buf = st.get("momentum_buffer")
+            if buf is None:
+                buf = st["momentum_buffer"] = d.copy()
+            else:
+                buf *= mu
+                if self.dampening:
+                    buf += (1.0 - self.dampening) * d
+                else:
+                    buf += d
+            if self.nesterov:
+                d += mu * buf
+            else:
+                np.copyto(d, buf)
+        d *= self.lr
+        p -= d
+
+    def _hyper(self):
+        return {"lr": self.lr, "momentum": self.momentum, "dampening": self.dampening,
+                "nesterov": self.nesterov, "weight_decay": self.weight_decay}
+
+
+class Adam(Optimizer):
+    r"""Adam (Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015).
+
+    As ``torch.optim.Adam`` (L2 weight decay added to the gradient, not AdamW):
+
+    .. math::
+
+        g \leftarrow g + \lambda\theta, \quad
+        m \leftarrow \beta_1 m + (1-\beta_1) g, \quad
+        v \leftarrow \beta_2 v + (1-\beta_2) g^2
+
+        \theta \leftarrow \theta - \frac{\eta}{1-\beta_1^t}
+        \frac{m}{\sqrt{v}/\sqrt{1-\beta_2^t} + \epsilon}
+
+    State per parameter: ``"exp_avg"`` (:math:`m`), ``"exp_avg_sq"`` (:math:`v`) and ``"step"``
+    (:math:`t`, a 0-d int64 array).
+
+    Parameters
+    ----------
+    params : dict[str, ndarray]
+    lr : float, ``>= 0``
+    betas : (float, float), each in ``[0, 1)``
+    eps : float, ``>= 0``
+    weight_decay : float, ``>= 0``
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"Adam: betas: expected a pair (beta1, beta2), got {betas!r}")
+        self.betas = (_check_real(betas[0], "Adam: betas[0]", minimum=0.0, below=1.0),
+                      _check_real(betas[1], "Adam: betas[1]", minimum=0.0, below=1.0))
+        self.eps = _check_real(eps, "Adam: eps", minimum=0.0)
+        self.weight_decay = _check_real(weight_decay, "Adam: weight_decay", minimum=0.0)
+
+    def _update(self, name, p, g, mask):
+        beta1, beta2 = self.betas
+        st = self.state[name]
+        if "step" not in st:
+            st["step"] = np.zeros((), dtype=np.int64)
+            st["exp_avg"] = np.zeros_like(p)
+            st["exp_avg_sq"] = np.zeros_like(p)
+        st["step"] += 1
+        t = int(st["step"])
+        m, v = st["exp_avg"], st["exp_avg_sq"]
+        d = self._effective_grad(p, g, mask, self.weight_decay)  # fresh: g_eff
+        tmp = np.square(d)  # g_eff^2 (second and last allocation)
+        tmp *= 1.0 - beta2
+        v *= beta2
+        v += tmp
+        d -= m  # m <- m + (1 - beta1) (g - m), torch's lerp form
+        d *= 1.0 - beta1
+        m += d
+        step_size = self.lr / (1.0 - beta1**t)
+        bias_correction2_sqrt = math.sqrt(1.0 - beta2**t)
+        np.sqrt(v, out=tmp)  # denominator
+        tmp /= bias_correction2_sqrt
+        tmp += self.eps
+        np.divide(m, tmp, out=d)
+        d *= step_size
+        p -= d
+
+    def _hyper(self):
+        return {"lr": self.lr, "betas": self.betas, "eps": self.eps,
+                "weight_decay": self.weight_decay}
+
+
+# ------------------------------------------------------------------------------ LR schedules
+
+
+class LRScheduler:
+    """Base class: closed-form learning rate as a function of the epoch counter.
+
+    Construction records ``base_lr = optimizer.lr`` and sets ``last_epoch = 0``; each
+    :meth:`step` (once per epoch, after training it) increments ``last_epoch`` and writes
+    :meth:`get_lr` into ``optimizer.lr``.
+    """
+
+    def __init__(self, optimizer):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(self).__name__}: optimizer: expected an Optimizer, "
+                            f"got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        self.base_lr = optimizer.lr
+        self.last_epoch = 0
+
+    def get_lr(self) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def step(self) -> float:
+        """Advance one epoch and set ``optimizer.lr``; returns the new learning rate."""
+        self.last_epoch += 1
+        self.optimizer.lr = self.get_lr()
+        return self.optimizer.lr
+
+
+class StepLR(LRScheduler):
+    """``lr = base_lr * gamma ** (epoch // step_size)`` (``torch.optim.lr_scheduler.StepLR``).
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+    step_size : int, ``>= 1``
+        Epochs between decays.
+    gamma : float, ``>= 0``
+        Multiplicative decay.
+    """
+
+    def __init__(self, optimizer, step_size, gamma=0.1):
+        super().__init__(optimizer)
+        if isinstance(step_size, bool) or not isinstance(step_size, numbers.Integral):
+            raise TypeError(f"StepLR: step_size: expected an integer, got {step_size!r}")
+        if step_size < 1:
+            raise ValueError(f"StepLR: step_size: expected an integer >= 1, got {step_size}")
+        self.step_size = int(step_size)
+        self.gamma = _check_real(gamma, "StepLR: gamma", minimum=0.0)
+
+    def get_lr(self) -> float:
+        return self.base_lr * self.gamma ** (self.last_epoch // self.step_size)
+
+
+class CosineAnnealingLR(LRScheduler):
+    r"""Cosine annealing (Loshchilov & Hutter, "SGDR", ICLR 2017), without restarts.
+
+    .. math::
+
+        \eta_t = \eta_{min} + \tfrac12 (\eta_{base} - \eta_{min})
+        \left(1 + \cos\frac{\pi t}{T_{max}}\right)
+
+    the closed form of ``torch.optim.lr_scheduler.CosineAnnealingLR`` (periodic past ``T_max``).
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+    T_max : int, ``>= 1``
+        Half-period in epochs.
+    eta_min : float, ``>= 0``
+        Minimum learning rate.
+    """
+
+    def __init__(self, optimizer, T_max, eta_min=0.0):  # noqa: N803 - torch's name
+        super().__init__(optimizer)
+        if isinstance(T_max, bool) or not isinstance(T_max, numbers.Integral):
+            raise TypeError(f"CosineAnnealingLR: T_max: expected an integer, got {T_max!r}")
+        if T_max < 1:
+            raise ValueError(f"CosineAnnealingLR: T_max: expected an integer >= 1, got {T_max}")
+        self.T_max = int(T_max)
+        self.eta_min = _check_real(eta_min, "CosineAnnealingLR: eta_min", minimum=0.0)
+
+    def get_lr(self) -> float:
+        cos = math.cos(math.pi * self.last_epoch / self.T_max)
+        return self.eta_min + (self.base_lr - self.eta_min) * (1.0 + cos) / 2.0
