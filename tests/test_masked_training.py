@@ -1,0 +1,107 @@
+"""Masked training: pruned weights stay exactly 0.0 under SGD (momentum, Nesterov, weight decay)
+and Adam, with gradients and optimizer state masked; masks combine monotonically."""
+
+import numpy as np
+import pytest
+
+from tinyprune.nn import lenet_300_100
+from tinyprune.nn.optim import SGD, Adam
+from tinyprune.nn.train import fit
+from tinyprune.prune.masked import (
+    MaskedTraining,
+    apply_masks_,
+    check_masks,
+    remove_masks_,
+    set_masks_,
+)
+
+
+def toy_data(rng, n=256):
+    x = rng.random((n, 1, 28, 28), dtype=np.float32)
+    y = (x.reshape(n, -1)[:, :392].sum(1) > x.reshape(n, -1)[:, 392:].sum(1)).astype(np.int64)
+    return x, y
+
+
+def random_masks(model, rng, keep=0.3):
+    return {k: rng.random(v.shape) < keep for k, v in model.params.items() if k.endswith("weight")}
+
+
+@pytest.mark.parametrize("make_opt", [
+    lambda p: SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-3),
+    lambda p: SGD(p, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    lambda p: Adam(p, lr=1e-3, weight_decay=1e-3),
+], ids=["sgd-momentum-wd", "sgd-nesterov-wd", "adam-wd"])
+def test_pruned_weights_stay_exactly_zero_for_100_steps(make_opt):
+    rng = np.random.default_rng(0)
+    x, y = toy_data(rng, n=100 * 8)
+    model = lenet_300_100(seed=0)
+    set_masks_(model, random_masks(model, rng))
+    before = {k: v.copy() for k, v in model.params.items()}
+    opt = make_opt(model.params)
+    fit(model, x, y, optimizer=opt, epochs=1, batch_size=8, rng=1, progress=False)
+    for name, mask in model.masks.items():
+        w = model.params[name]
+        assert np.all(w[~mask] == 0.0), name
+        assert not np.array_equal(w[mask], before[name][mask]), f"{name} did not train"
+        for key, state in opt.state[name].items():
+            if isinstance(state, np.ndarray) and state.shape == w.shape:
+                assert np.all(state[~mask] == 0.0), f"{name} {key}"
+
+
+def test_explicit_callback_enforces_other_masks():
+    rng = np.random.default_rng(1)
+    x, y = toy_data(rng, n=64)
+    model = lenet_300_100(seed=1)
+    masks = random_masks(model, rng, keep=0.5)
+    opt = SGD(model.params, lr=0.1, momentum=0.9)
+    fit(model, x, y, optimizer=opt, epochs=2, batch_size=16, rng=0, progress=False,
+        callbacks=[MaskedTraining(masks)])
+    for name, mask in masks.items():
+        assert np.all(model.params[name][~mask] == 0.0)
+
+
+def test_set_masks_is_monotone_unless_reset():
+    rng = np.random.default_rng(2)
+    model = lenet_300_100(seed=0)
+    a = random_masks(model, rng, keep=0.6)
+    b = random_masks(model, rng, keep=0.6)
+    set_masks_(model, a)
+    set_masks_(model, b)
+    for k in a:
+        np.testing.assert_array_equal(model.masks[k], a[k] & b[k])
+        assert np.all(model.params[k][~(a[k] & b[k])] == 0)
+    set_masks_(model, b, reset=True)
+    for k in b:
+        np.testing.assert_array_equal(model.masks[k], b[k])
+    remove_masks_(model)
+    assert model.masks == {}
+
+
+def test_set_masks_does_not_keep_a_reference_to_the_callers_mask():
+    model = lenet_300_100(seed=0)
+    m = np.ones(model.params["fc1.weight"].shape, dtype=bool)
+    set_masks_(model, {"fc1.weight": m})
+    m[:] = False
+    assert model.masks["fc1.weight"].all()
+
+
+def test_survivors_keep_their_values():
+    rng = np.random.default_rng(3)
+    model = lenet_300_100(seed=0)
+    before = model.params["fc2.weight"].copy()
+    mask = rng.random(before.shape) < 0.5
+    apply_masks_(model, {"fc2.weight": mask})
+    np.testing.assert_array_equal(model.params["fc2.weight"][mask], before[mask])
+    assert np.all(model.params["fc2.weight"][~mask] == 0)
+
+
+@pytest.mark.parametrize("masks, exc, match", [
+    ({"fc9.weight": np.ones((2, 2), bool)}, ValueError, "fc9.weight"),
+    ({"fc1.weight": np.ones((3, 3), bool)}, ValueError, r"\(300, 784\)"),
+    ({"fc1.weight": np.ones((300, 784))}, TypeError, "boolean"),
+    ({"fc1.weight": [[True]]}, TypeError, "boolean"),
+])
+def test_bad_masks_are_rejected(masks, exc, match):
+    model = lenet_300_100()
+    with pytest.raises(exc, match=match):
+        check_masks(model, masks)
