@@ -50,7 +50,7 @@ def test_same_as_torch_trained_from_the_same_start(data):
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 300), torch.nn.ReLU(),
                               torch.nn.Linear(300, 100), torch.nn.ReLU(), torch.nn.Linear(100, 10))
     with torch.no_grad():
-        for i, name in zip((1, 3, 5), ("fc1", "fc2", "fc3")):
+        for i, name in zip((1, 3, 5), ("fc1", "fc2", "fc3"), strict=True):
             net[i].weight.copy_(torch.from_numpy(model.params[f"{name}.weight"]))
             net[i].bias.copy_(torch.from_numpy(model.params[f"{name}.bias"]))
     order = np.random.default_rng(3).permutation(len(data.y_train))

@@ -212,7 +212,7 @@ class Sequential:
             raise ValueError("model spec: 'layers' must be a list")
         streams = np.random.default_rng(seed).spawn(len(layer_specs))
         layers = []
-        for ls, rng in zip(layer_specs, streams):
+        for ls, rng in zip(layer_specs, streams, strict=True):
             if not isinstance(ls, dict) or "name" not in ls:
                 raise ValueError(f"model spec: each layer needs a 'name', got {ls!r}")
             body = {k: v for k, v in ls.items() if k != "name"}

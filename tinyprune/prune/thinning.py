@@ -97,7 +97,7 @@ def thin_model(model: Sequential, masks: dict | None = None):
     kept_out: dict[str, np.ndarray] = {}
     kept_in = np.arange(model.input_shape[0])  # surviving channels of the current activation
     shape = model.input_shape
-    for ls, (ln, layer) in zip(spec["layers"], model.layers.items()):
+    for ls, (ln, layer) in zip(spec["layers"], model.layers.items(), strict=True):
         ls = dict(ls)
         if isinstance(layer, (Linear, Conv2d)):
             keep = np.flatnonzero(~removable[ln])

@@ -1,0 +1,45 @@
+"""README's commands stay true: CI runs README's test command verbatim, and every tinyprune
+command line in README parses."""
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from tinyprune.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bash_blocks(text):
+    return re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+
+
+def test_ci_runs_readme_test_command_verbatim():
+    readme = (ROOT / "README.md").read_text()
+    blocks = _bash_blocks(readme)
+    test_cmd = next(b.strip() for b in blocks if "pytest" in b)
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert test_cmd in [line.strip() for line in ci]
+
+
+def test_readme_main_command_parses():
+    readme = (ROOT / "README.md").read_text()
+    main_cmd = next(b.strip() for b in _bash_blocks(readme) if "tinyprune train" in b)
+    parser = build_parser()
+    parts = [p.strip() for p in main_cmd.split("&&")]
+    tiny = [p for p in parts if p.startswith("tinyprune ")]
+    assert [shlex.split(p)[1] for p in tiny] == ["train", "prune", "report"]
+    for p in tiny:
+        parser.parse_args(shlex.split(p)[1:])
+
+
+@pytest.mark.parametrize("line", [
+    "tinyprune eval model.npz --json",
+    "tinyprune prune model.npz --granularity nm --n 2 --m 4",
+    "tinyprune prune model.npz --global --exclude conv1,fc2",
+    "tinyprune datasets --json",
+])
+def test_documented_variants_parse(line):
+    build_parser().parse_args(shlex.split(line)[1:])

@@ -1,0 +1,7 @@
+"""``python -m tinyprune`` is the ``tinyprune`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
