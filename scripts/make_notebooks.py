@@ -28,8 +28,6 @@ on the Fashion-MNIST subset that ships with tinyprune, on a laptop CPU in about 
 """),
         code("""
 import numpy as np
-import matplotlib
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from tinyprune.datasets import load_dataset
@@ -122,7 +120,14 @@ print(format_report(sparsity_report(m)))
 
 
 if __name__ == "__main__":
+    import sys
+
     out = ROOT / "notebooks" / "01_pruning_granularity.ipynb"
     out.parent.mkdir(exist_ok=True)
-    nbf.write(pruning_notebook(), out)
+    nb = pruning_notebook()
+    if "--execute" in sys.argv:  # store outputs (figures) so the notebook reads well unexecuted
+        from nbclient import NotebookClient
+
+        NotebookClient(nb, timeout=600, kernel_name="python3").execute()
+    nbf.write(nb, out)
     print("wrote", out)
