@@ -16,6 +16,8 @@ Reference: CS231n, "Gradient checks" (https://cs231n.github.io/neural-networks-3
 
 from __future__ import annotations
 
+import copy
+
 from collections.abc import Mapping
 
 import numpy as np
@@ -205,9 +207,10 @@ def check_model_gradients(model, x, y, *, eps=1e-6, params=None, max_checks_per_
     """Compare back-propagated gradients of the mean softmax cross-entropy with numerical ones.
 
     The analytic gradients come from one ``model.forward(x, train=True)`` + ``model.backward``.
-    Every numerical evaluation also runs ``forward(x, train=True)``, so a model with
-    ``Dropout(p > 0)`` is not deterministic and cannot be checked: such a model raises
-    ``ValueError`` (set ``p = 0`` on its dropout layers first).
+    Every numerical evaluation also runs ``forward(x, train=True)``. Dropout layers draw their
+    masks from their own generator: its state is saved before the analytic pass and restored
+    before every evaluation, so all passes use the same dropout masks (the check is of the
+    network with those masks fixed, which is what back-propagation differentiates).
 
     Parameters
     ----------
@@ -235,10 +238,14 @@ def check_model_gradients(model, x, y, *, eps=1e-6, params=None, max_checks_per_
     model_params = model.params
     for name, p in model_params.items():
         _require_float64(p, f"check_model_gradients: parameter {name!r}")
-    for lname, layer in model.layers.items():
-        if getattr(layer, "p", 0.0) and type(layer).__name__ == "Dropout":
-            raise ValueError(f"check_model_gradients: layer {lname!r} is Dropout(p={layer.p}) and "
-                             f"draws a new mask on every forward pass; set its p to 0 first")
+    dropout_rngs = [layer.rng for layer in model.layers.values()
+                    if isinstance(getattr(layer, "rng", None), np.random.Generator)]
+    saved_states = [copy.deepcopy(g.bit_generator.state) for g in dropout_rngs]
+
+    def freeze_dropout():
+        for g, state in zip(dropout_rngs, saved_states, strict=True):
+            g.bit_generator.state = copy.deepcopy(state)
+
     names = list(model_params) if params is None else list(params)
     for name in names:
         if name not in model_params:
@@ -249,12 +256,14 @@ def check_model_gradients(model, x, y, *, eps=1e-6, params=None, max_checks_per_
     rng = as_generator(0 if rng is None else rng)
     x = np.array(x, copy=True)  # perturbed below; the caller's array stays untouched
 
+    freeze_dropout()
     logits = model.forward(x, train=True)  # (N, C)
     _, cache = softmax_cross_entropy_forward(logits, y)
     dx = model.backward(softmax_cross_entropy_backward(cache))  # (N, ...)
     analytic = {name: g.copy() for name, g in model.grads.items()}
 
     def loss(_):
+        freeze_dropout()
         return cross_entropy(model.forward(x, train=True), y)
 
     errors = {}
