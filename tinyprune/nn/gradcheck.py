@@ -17,7 +17,6 @@ Reference: CS231n, "Gradient checks" (https://cs231n.github.io/neural-networks-3
 from __future__ import annotations
 
 import copy
-
 from collections.abc import Mapping
 
 import numpy as np
