@@ -10,14 +10,42 @@ Shapes follow PyTorch: activations are NCHW, a Linear weight is ``(out, in)`` an
 ``(C_out, C_in, KH, KW)``. Input checks are the callers' job (the layer classes in
 :mod:`tinyprune.nn.layers` validate shapes and dtypes once, with the layer's name in the message);
 these functions check only what they need to compute safely.
+
+Memory layout
+    Only the *shape* of an activation is fixed (NCHW). Convolution and max-pooling outputs are
+    channels-last in memory, returned as the NCHW view ``y_nhwc.transpose(0, 3, 1, 2)``: that is the
+    order in which the convolution GEMM produces them and in which the next im2col and the pooling
+    windows read them (see :mod:`tinyprune.nn.im2col`). Elementwise layers keep the layout of their
+    input. Call ``np.ascontiguousarray(y)`` for a C-ordered NCHW copy.
+
+Speed
+    These kernels are memory-bound on a CPU, so they avoid passes over large arrays: the bias is
+    folded into the convolution GEMM (a column of ones in ``cols``), the batch is processed in
+    chunks that stay in cache, and the optional ``workspace`` dict keeps large scratch buffers
+    between calls (the layer classes pass one each).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
-from .im2col import col2im, conv_output_size, im2col
+from .im2col import conv_output_size, fold_add, patch_view, reshape_view, to_nhwc
 from .validation import check_pair
+
+_CHUNK_BYTES = 2 << 20  # im2col scratch per batch chunk of a convolution (measured: 1-2 MiB)
+_POOL_CHUNK_BYTES = 1 << 19  # input bytes per batch chunk of the 2x2 max-pool
+
+
+def _buffer(workspace, key, shape, dtype):
+    """A scratch array of ``shape``/``dtype``: reused from ``workspace`` (a dict) when it fits."""
+    if workspace is None:
+        return np.empty(shape, dtype=dtype)
+    buf = workspace.get(key)
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
+        buf = workspace[key] = np.empty(shape, dtype=dtype)
+    return buf
+
 
 # --------------------------------------------------------------------------------------- linear
 
@@ -63,61 +91,244 @@ def linear_backward(dout, cache, need_dx=True):
 # --------------------------------------------------------------------------------------- conv2d
 
 
-def conv2d_forward(x, w, b, stride=1, padding=0, *, cols_buffer=None):
-    """2-D cross-correlation (what deep-learning libraries call convolution) via im2col.
+def _weight_matrix(w, b):
+    """``[W_mat; b]``: the GEMM operand ``(KH*KW*C_in (+1), C_out)``, rows ordered ``(i, j, c)``."""
+    c_out, c_in, kh, kw = w.shape
+    k = kh * kw * c_in
+    wmat = np.empty((k + (b is not None), c_out), dtype=w.dtype)  # (K (+1), C_out)
+    wmat[:k].reshape(kh, kw, c_in, c_out)[...] = w.transpose(2, 3, 1, 0)  # (KH, KW, C_in, C_out)
+    if b is not None:
+        wmat[k] = b
+    return wmat
+
+
+def _images_per_chunk(bytes_per_image):
+    return max(1, _CHUNK_BYTES // max(1, bytes_per_image))
+
+
+class _Unfolder:
+    """im2col of a channels-last padded input, one batch chunk at a time, into a reused buffer.
+
+    ``cols(n0, n1)`` returns the patch matrix of images ``n0:n1`` with a trailing column of ones
+    when there is a bias. Layout: ``(rows, K (+1))`` as :func:`~tinyprune.nn.im2col.im2col`, or,
+    when a patch row is too short for an efficient copy (``KW*C_in < 16``, e.g. a first layer on
+    grey images), its transpose ``(K (+1), rows)``, filled with runs along the image width; the
+    GEMMs then take ``cols.T``. ``matrix(cc)`` always gives the ``(rows, K (+1))`` view.
+    """
+
+    def __init__(self, xp, kernel_size, stride, out_hw, has_bias, step, workspace):
+        self.xp, self.kernel_size, self.stride, self.out_hw = xp, kernel_size, stride, out_hw
+        kh, kw = kernel_size
+        n, c = xp.shape[0], xp.shape[3]
+        self.k = kh * kw * c
+        self.m = out_hw[0] * out_hw[1]  # rows per image
+        self.transposed = kw * c < 16
+        kb = self.k + has_bias
+        rows = min(n, step) * self.m
+        shape = (kb, rows) if self.transposed else (rows, kb)
+        self.buf = _buffer(workspace, "colsT" if self.transposed else "cols", shape, xp.dtype)
+        if has_bias:  # the column of ones; the unfold never overwrites it
+            (self.buf[self.k] if self.transposed else self.buf[:, self.k])[...] = 1
+        self.patches = patch_view(xp, kernel_size, stride, out_hw)  # (N, H_out, W_out, KH, KW, C)
+        if self.transposed:
+            self.patches = self.patches.transpose(3, 4, 5, 0, 1, 2)  # (KH, KW, C, N, H_out, W_out)
+
+    def cols(self, n0, n1):
+        rows = (n1 - n0) * self.m
+        h_out, w_out = self.out_hw
+        kh, kw = self.kernel_size
+        c = self.xp.shape[3]
+        if self.transposed:
+            cc = self.buf[:, :rows]  # (K (+1), rows)
+            dst = reshape_view(cc[:self.k], (kh, kw, c, n1 - n0, h_out, w_out))
+            dst[...] = self.patches[:, :, :, n0:n1]  # (KH, KW, C, n, H_out, W_out)
+            return cc
+        cc = self.buf[:rows]  # (rows, K (+1))
+        dst = reshape_view(cc[:, :self.k], (n1 - n0, h_out, w_out, kh, kw, c))
+        dst[...] = self.patches[n0:n1]  # (n, H_out, W_out, KH, KW, C): one copy
+        return cc
+
+    def matrix(self, cc):
+        return cc.T if self.transposed else cc
+
+
+def _conv_setup(x_shape, w, stride, padding):
+    n, c_in, h, wd = x_shape
+    c_out, _, kh, kw = w.shape
+    h_out = conv_output_size(h, kh, stride, padding)
+    w_out = conv_output_size(wd, kw, stride, padding)
+    return n, c_in, h, wd, c_out, kh, kw, h_out, w_out
+
+
+def conv2d_forward(x, w, b, stride=1, padding=0, *, train=True, workspace=None):
+    """2-D cross-correlation (what deep-learning libraries call convolution) via im2col + GEMM.
 
     .. math:: out[n, o, h, w] = b[o] + \\sum_{c,i,j} W[o, c, i, j]\\,
               x_{pad}[n, c, h s + i, w s + j]
 
+    With ``cols`` from :func:`~tinyprune.nn.im2col.im2col` (one row per output position) and a
+    column of ones appended, ``out_rows = [cols, 1] @ [W_mat; b]`` is one GEMM whose result is the
+    output in channels-last order. The batch is processed in chunks of images, each unfolded into
+    the same scratch buffer, so that the patches are still in cache when the GEMM reads them
+    (``cols`` is 9x the input for a 3x3 kernel: writing all of it to memory and reading it back
+    costs more than unfolding each chunk again in the backward pass).
+
     Parameters
     ----------
-    x : ndarray (N, C_in, H, W)
+    x : ndarray (N, C_in, H, W), any memory layout
     w : ndarray (C_out, C_in, KH, KW)
     b : ndarray (C_out,) or None
     stride, padding : int
-    cols_buffer : ndarray (C_in*KH*KW, N*H_out*W_out), optional
-        Reused workspace for the unfolded input.
+    train : bool
+        Return the cache for :func:`conv2d_backward` (the channels-last padded input: a view of
+        ``x`` when it already is channels-last and unpadded). When False the cache is None.
+    workspace : dict, optional
+        Scratch buffers reused between calls (``"cols"``, ``"xpad"``...). Results never alias
+        them, but a cache may (``"xpad"``), so a later call with the same workspace invalidates an
+        older cache.
 
     Returns
     -------
-    out : ndarray (N, C_out, H_out, W_out), contiguous
-    cache : tuple
+    out : ndarray (N, C_out, H_out, W_out), a channels-last view
+    cache : tuple or None
     """
-    n = x.shape[0]
-    c_out, _, kh, kw = w.shape
-    cols = im2col(x, (kh, kw), stride, padding, out=cols_buffer)  # (C_in*KH*KW, N*H_out*W_out)
-    h_out = conv_output_size(x.shape[2], kh, stride, padding)
-    w_out = conv_output_size(x.shape[3], kw, stride, padding)
-    out = w.reshape(c_out, -1) @ cols  # (C_out, N*H_out*W_out)
-    if b is not None:
-        out += b[:, None]
-    out = out.reshape(c_out, n, h_out, w_out).transpose(1, 0, 2, 3)  # (N, C_out, H_out, W_out)
-    out = np.ascontiguousarray(out)
-    return out, (x.shape, cols, w, b is not None, stride, padding)
+    n, c_in, h, wd, c_out, kh, kw, h_out, w_out = _conv_setup(x.shape, w, stride, padding)
+    dt = x.dtype
+    wmat = _weight_matrix(w, b)  # (K (+1), C_out)
+    xt = x.transpose(0, 2, 3, 1)  # (N, H, W, C_in) view
+    if padding == 0 and xt.flags.c_contiguous:
+        xp = xt  # already channels-last: no copy
+    else:
+        shape = (n, h + 2 * padding, wd + 2 * padding, c_in)
+        xp = to_nhwc(x, padding, out=_buffer(workspace, "xpad", shape, dt))  # (N, H_pad, W_pad, C)
+    m = h_out * w_out  # output positions (GEMM rows) per image
+    step = _images_per_chunk(m * wmat.shape[0] * dt.itemsize)
+    unfold = _Unfolder(xp, (kh, kw), stride, (h_out, w_out), b is not None, step, workspace)
+    out = np.empty((n * m, c_out), dtype=dt)  # (N*H_out*W_out, C_out): NHWC order
+    for n0 in range(0, n, step):
+        n1 = min(n, n0 + step)
+        cc = unfold.cols(n0, n1)
+        np.matmul(unfold.matrix(cc), wmat, out=out[n0 * m:n1 * m])  # (rows, C_out)
+    out = out.reshape(n, h_out, w_out, c_out).transpose(0, 3, 1, 2)  # (N, C_out, H_out, W_out)
+    cache = (x.shape, xp, w, b is not None, stride, padding) if train else None
+    return out, cache
 
 
-def conv2d_backward(dout, cache, need_dx=True):
+def conv2d_backward(dout, cache, need_dx=True, *, workspace=None):
     """Gradients of :func:`conv2d_forward`.
 
-    With ``D = dout`` laid out as ``(C_out, N*H_out*W_out)``: ``dW = D cols^T``,
-    ``db = sum D``, ``dx = col2im(W^T D)``.
+    With ``D = dout`` laid out as ``(N*H_out*W_out, C_out)`` (channels-last rows):
+    ``[dW_mat; db] = [cols, 1]^T D`` (one GEMM gives both; ``cols`` is unfolded again, chunk by
+    chunk), and ``dx = col2im(D W_mat^T)``, computed per kernel offset ``(i, j)``: the block
+    ``D W[:, :, i, j]`` of shape ``(rows, C_in)`` is added into the input gradient shifted by
+    ``(i, j)`` (a loop over the ``KH*KW`` offsets only).
+
+    Parameters
+    ----------
+    dout : ndarray (N, C_out, H_out, W_out), any memory layout
+    cache : tuple from :func:`conv2d_forward` (``train=True``)
+    need_dx : bool
+        False skips the input gradient (the first layer of a network needs none).
+    workspace : dict, optional
+        Scratch buffers (``"cols"``, ``"dcols"``, ``"dgrid"``).
 
     Returns
     -------
-    dx : ndarray (N, C_in, H, W) or None (when ``need_dx`` is False)
+    dx : ndarray (N, C_in, H, W), channels-last view, or None (when ``need_dx`` is False)
     dw : ndarray (C_out, C_in, KH, KW)
     db : ndarray (C_out,) or None
     """
-    x_shape, cols, w, has_bias, stride, padding = cache
-    c_out = w.shape[0]
-    d = dout.transpose(1, 0, 2, 3).reshape(c_out, -1)  # (C_out, N*H_out*W_out), one copy
-    dw = (d @ cols.T).reshape(w.shape)  # (C_out, C_in, KH, KW)
-    db = d.sum(axis=1) if has_bias else None  # (C_out,)
+    x_shape, xp, w, has_bias, stride, padding = cache
+    n, c_in, h, wd, c_out, kh, kw, h_out, w_out = _conv_setup(x_shape, w, stride, padding)
+    k = kh * kw * c_in
+    m = h_out * w_out
+    dt = dout.dtype
+    d = np.ascontiguousarray(dout.transpose(0, 2, 3, 1)).reshape(n * m, c_out)  # (N*H_out*W_out, C_out)
+
+    step = _images_per_chunk(m * (k + has_bias) * dt.itemsize)
+    unfold = _Unfolder(xp, (kh, kw), stride, (h_out, w_out), has_bias, step, workspace)
+    gw = np.zeros((k + has_bias, c_out), dtype=dt)  # (K (+1), C_out)
+    for n0 in range(0, n, step):
+        n1 = min(n, n0 + step)
+        cc = unfold.cols(n0, n1)
+        gw += unfold.matrix(cc).T @ d[n0 * m:n1 * m]  # [cols, 1]^T D for this chunk
+    dw = np.ascontiguousarray(gw[:k].reshape(kh, kw, c_in, c_out).transpose(3, 2, 0, 1))
+    db = gw[k].copy() if has_bias else None  # (C_out,)
+
     dx = None
     if need_dx:
-        dcols = w.reshape(c_out, -1).T @ d  # (C_in*KH*KW, N*H_out*W_out)
-        dx = col2im(dcols, x_shape, w.shape[2:], stride, padding)  # (N, C_in, H, W)
+        wk = np.ascontiguousarray(w.transpose(2, 3, 0, 1)).reshape(kh * kw, c_out, c_in)
+        conv_input_grad = _conv_input_grad_stride1 if stride == 1 else _conv_input_grad
+        dxp = conv_input_grad(d, wk, (n, h + 2 * padding, wd + 2 * padding, c_in), (kh, kw),
+                              stride, (h_out, w_out), workspace)  # (N, H_pad, W_pad, C_in)
+        p = padding
+        dx = dxp[:, p:p + h, p:p + wd].transpose(0, 3, 1, 2)  # (N, C_in, H, W) view
     return dx, dw, db
+
+
+def _conv_input_grad(d, wk, pad_shape, kernel_size, stride, out_hw, workspace):
+    """``col2im(D W_mat^T)`` for any stride: per chunk of images, one batched GEMM gives the
+    block ``D W[:, :, i, j]`` of every kernel offset, and :func:`fold_add` adds them in place."""
+    n, _, _, c_in = pad_shape
+    kk = kernel_size[0] * kernel_size[1]
+    m = out_hw[0] * out_hw[1]
+    dxp = np.empty(pad_shape, dtype=d.dtype)  # (N, H_pad, W_pad, C_in)
+    step = _images_per_chunk(m * kk * c_in * d.dtype.itemsize)
+    blocks = _buffer(workspace, "dcols", (kk, min(n, step) * m, c_in), d.dtype)
+    for n0 in range(0, n, step):
+        n1 = min(n, n0 + step)
+        bl = blocks[:, :(n1 - n0) * m]  # (KH*KW, rows, C_in)
+        np.matmul(d[n0 * m:n1 * m], wk, out=bl)  # block (i, j) = D W[:, :, i, j]
+        dxc = dxp[n0:n1]
+        dxc.fill(0)
+        fold_add(bl.reshape(kk, n1 - n0, out_hw[0], out_hw[1], c_in), dxc, kernel_size, stride)
+    return dxp
+
+
+def _conv_input_grad_stride1(d, wk, pad_shape, kernel_size, stride, out_hw, workspace):
+    """Stride-1 version of :func:`_conv_input_grad` whose scatter-adds are contiguous.
+
+    Each image's output gradient is laid on a grid as wide as the padded input (``W_pad``
+    columns, the last ``KW - 1`` of them zero), so that output position ``(h, z)`` and input
+    position ``(h + i, z + j)`` are a *constant* ``(i*W_pad + j)`` apart in the flattened image.
+    The block of offset ``(i, j)`` is then added to one contiguous slice of each flattened image
+    (the zero columns carry the wrap-around into the next row, adding zeros). This costs
+    ``W_pad / W_out`` more GEMM rows and saves the slow strided adds of the general fold.
+    """
+    n, hp, wp, c_in = pad_shape
+    kh, kw = kernel_size
+    h_out, w_out = out_hw
+    c_out = d.shape[1]
+    dt = d.dtype
+    g = h_out * wp  # grid positions per image
+    size = hp * wp * c_in  # one flattened padded image
+    tail = (kw - 1) * c_in  # the last image's wrap-around spills this far past its end
+    flat = np.empty(n * size + tail, dtype=dt)
+    dxp = flat[:n * size].reshape(pad_shape)  # (N, H_pad, W_pad, C_in) view
+    step = _images_per_chunk(g * kh * kw * c_in * dt.itemsize)
+    nc = min(n, step)
+    grid = _buffer(workspace, "dgrid", (nc, h_out, wp, c_out), dt)  # (n, H_out, W_pad, C_out)
+    grid[:, :, w_out:] = 0  # the zero columns
+    blocks = _buffer(workspace, "dcols", (kh * kw, nc * g, c_in), dt)
+    d4 = d.reshape(n, h_out, w_out, c_out)  # (N, H_out, W_out, C_out) view
+    isz = dt.itemsize
+    # targets[n, i, j] = image n's flattened gradient from offset (i, j) on: overlapping views
+    targets = as_strided(flat, shape=(n, kh, kw, g * c_in),
+                         strides=(size * isz, wp * c_in * isz, c_in * isz, isz))
+    for n0 in range(0, n, step):
+        n1 = min(n, n0 + step)
+        b = n1 - n0
+        grid[:b, :, :w_out] = d4[n0:n1]
+        bl = blocks[:, :b * g]  # (KH*KW, b*grid, C_in)
+        np.matmul(grid[:b].reshape(b * g, c_out), wk, out=bl)  # block (i, j) = D W[:, :, i, j]
+        images = flat[n0 * size:n1 * size + tail]
+        images[b * size:] = 0  # the tail (the next chunk's start, or past the last image)
+        reshape_view(images[:b * size], (b, size))[:, g * c_in:] = 0  # last KH-1 rows
+        targets[n0:n1, 0, 0] = bl[0].reshape(b, g * c_in)  # offset (0, 0) covers the rest
+        for k in range(1, kh * kw):  # loop over the kernel offsets only
+            dst = targets[n0:n1, k // kw, k % kw]  # (b, grid*C_in)
+            np.add(dst, bl[k].reshape(b, g * c_in), out=dst)
+    return dxp
 
 
 def conv2d_naive(x, w, b, stride=1, padding=0):
@@ -140,69 +351,210 @@ def conv2d_naive(x, w, b, stride=1, padding=0):
 # ------------------------------------------------------------------------------------ max pool
 
 
-def maxpool2d_forward(x, kernel_size=2, stride=None, padding=0):
+def _pool_geometry(x_shape, kernel_size, stride, padding):
+    kh, kw = check_pair(kernel_size, "maxpool2d: kernel_size", minimum=1)
+    s = kh if stride is None else stride
+    h_out = conv_output_size(x_shape[2], kh, s, padding)
+    w_out = conv_output_size(x_shape[3], kw, s, padding)
+    return kh, kw, s, padding, h_out, w_out
+
+
+def maxpool2d_forward(x, kernel_size=2, stride=None, padding=0, *, train=True):
     """Max pooling over ``KH x KW`` windows.
 
     ``stride`` defaults to ``kernel_size`` (PyTorch's default). Padding is with ``-inf``. When several
     entries of a window share the maximum, the gradient goes to the first one in row-major window
     order (as PyTorch does), so the backward pass is a true function of the cache.
 
+    Two kernels compute the same thing:
+
+    * 2x2 windows with stride 2 and no padding (the common case): the windows tile the image, so
+      ``x`` is reshaped (no copy) to ``(N, H_out, 2, W_out, 2, C)``; the maximum of each row pair
+      and then of the two rows is three ``np.maximum`` calls, and three boolean arrays record which
+      side won each comparison (``>=``: ties keep the first, i.e. the row-major first maximum).
+    * any other geometry: a loop over the ``KH*KW`` window offsets keeping a running maximum and
+      the offset of the first maximum (``uint8``).
+
+    Parameters
+    ----------
+    x : ndarray (N, C, H, W), any memory layout
+    kernel_size : int or (int, int)
+    stride : int or None
+    padding : int
+    train : bool
+        When False, no cache is built (returns None).
+
     Returns
     -------
-    out : ndarray (N, C, H_out, W_out)
-    cache : tuple (x_shape, argmax offsets as uint8/int16 (N, C, H_out, W_out), geometry)
+    out : ndarray (N, C, H_out, W_out), a channels-last view
+    cache : tuple or None
     """
-    kh, kw = check_pair(kernel_size, "maxpool2d: kernel_size", minimum=1)
-    s = kh if stride is None else stride
+    kh, kw, s, p, h_out, w_out = _pool_geometry(x.shape, kernel_size, stride, padding)
     n, c, h, w = x.shape
-    h_out = conv_output_size(h, kh, s, padding)
-    w_out = conv_output_size(w, kw, s, padding)
-    if padding > 0:
-        xp = np.full((n, c, h + 2 * padding, w + 2 * padding), -np.inf, dtype=x.dtype)
-        xp[:, :, padding:padding + h, padding:padding + w] = x
+    xt = x.transpose(0, 2, 3, 1)  # (N, H, W, C) view
+    if (kh, kw, s, p) == (2, 2, 2, 0):
+        return _maxpool2x2_forward(xt, h_out, w_out, train)
+
+    if p > 0:
+        xp = np.full((n, h + 2 * p, w + 2 * p, c), -np.inf, dtype=x.dtype)  # (N, H_pad, W_pad, C)
+        xp[:, p:p + h, p:p + w] = xt
     else:
-        xp = x
+        xp = xt
     h_end, w_end = s * (h_out - 1) + 1, s * (w_out - 1) + 1
-    out = xp[:, :, 0:h_end:s, 0:w_end:s].copy()  # (N, C, H_out, W_out)
-    arg = np.zeros(out.shape, dtype=np.uint8 if kh * kw < 256 else np.int16)
+    out = xp[:, 0:h_end:s, 0:w_end:s].copy()  # (N, H_out, W_out, C)
+    arg = np.zeros(out.shape, dtype=np.uint8 if kh * kw <= 256 else np.uint16)
     upd = np.empty(out.shape, dtype=bool)
-    for k in range(1, kh * kw):
+    for k in range(1, kh * kw):  # loop over the window offsets only
         i, j = divmod(k, kw)
-        window = xp[:, :, i:i + h_end:s, j:j + w_end:s]  # (N, C, H_out, W_out)
+        window = xp[:, i:i + h_end:s, j:j + w_end:s]  # (N, H_out, W_out, C) view
         np.greater(window, out, out=upd)  # strict: the first maximum keeps the gradient
         np.copyto(out, window, where=upd)
         np.copyto(arg, k, where=upd)
-    return out, (x.shape, arg, (kh, kw, s, padding))
+    cache = (x.shape, "general", arg, (kh, kw, s, p)) if train else None
+    return out.transpose(0, 3, 1, 2), cache
+
+
+def _pool_images_per_chunk(bytes_per_image):
+    return max(1, _POOL_CHUNK_BYTES // max(1, bytes_per_image))
+
+
+def _maxpool2x2_forward(xt, h_out, w_out, train):
+    """2x2 / stride-2 max-pool of a channels-last view ``xt`` (N, H, W, C), in batch chunks."""
+    n, _, _, c = xt.shape
+    dt = xt.dtype
+    out = np.empty((n, h_out, w_out, c), dtype=dt)  # (N, H_out, W_out, C)
+    bits = tuple(np.empty(out.shape, dtype=bool) for _ in range(3)) if train else None
+    step = _pool_images_per_chunk(4 * h_out * w_out * c * dt.itemsize)
+    top = np.empty((min(n, step), h_out, w_out, c), dtype=dt)  # scratch, reused per chunk
+    bottom = np.empty_like(top)
+    for n0 in range(0, n, step):  # chunks of images: the scratch stays in cache
+        n1 = min(n, n0 + step)
+        x6 = reshape_view(xt[n0:n1, :2 * h_out, :2 * w_out],
+                          (n1 - n0, h_out, 2, w_out, 2, c))  # (n, H_out, 2, W_out, 2, C): windows
+        p00, p01 = x6[:, :, 0, :, 0], x6[:, :, 0, :, 1]  # (n, H_out, W_out, C) each
+        p10, p11 = x6[:, :, 1, :, 0], x6[:, :, 1, :, 1]
+        t, b = top[:n1 - n0], bottom[:n1 - n0]
+        np.maximum(p00, p01, out=t)  # max of the top row of each window
+        np.maximum(p10, p11, out=b)  # max of the bottom row
+        np.maximum(t, b, out=out[n0:n1])
+        if train:  # which side won each comparison; ">=" keeps the first of equal values
+            np.greater_equal(t, b, out=bits[0][n0:n1])
+            np.greater_equal(p00, p01, out=bits[1][n0:n1])
+            np.greater_equal(p10, p11, out=bits[2][n0:n1])
+    cache = (tuple(xt.transpose(0, 3, 1, 2).shape), "2x2", bits, (2, 2, 2, 0)) if train else None
+    return out.transpose(0, 3, 1, 2), cache
+
+
+def _maxpool2x2_backward(d, x_shape, bits):
+    """Route ``d`` (N, H_out, W_out, C) to the first maximum of each 2x2 window."""
+    n, c, h, w = x_shape
+    h_out, w_out = d.shape[1], d.shape[2]
+    dt = d.dtype
+    top_wins, left_top, left_bottom = bits
+    exact = (h, w) == (2 * h_out, 2 * w_out)
+    dx = (np.empty if exact else np.zeros)((n, h, w, c), dtype=dt)  # (N, H, W, C)
+    step = _pool_images_per_chunk(4 * h_out * w_out * c * dt.itemsize)
+    d_top = np.empty((min(n, step), h_out, w_out, c), dtype=dt)  # scratch, reused per chunk
+    d_bottom = np.empty_like(d_top)
+    for n0 in range(0, n, step):
+        n1 = min(n, n0 + step)
+        dx6 = reshape_view(dx[n0:n1, :2 * h_out, :2 * w_out],
+                           (n1 - n0, h_out, 2, w_out, 2, c))  # (n, H_out, 2, W_out, 2, C) view
+        dt_, db_ = d_top[:n1 - n0], d_bottom[:n1 - n0]
+        np.multiply(d[n0:n1], top_wins[n0:n1], out=dt_)  # gradient of the top row's maximum
+        np.subtract(d[n0:n1], dt_, out=db_)  # exact: d - d = 0 and d - 0 = d
+        for row, d_row, left in ((0, dt_, left_top), (1, db_, left_bottom)):
+            dst_left = dx6[:, :, row, :, 0]  # (n, H_out, W_out, C) view
+            np.multiply(d_row, left[n0:n1], out=dst_left)
+            np.subtract(d_row, dst_left, out=dx6[:, :, row, :, 1])
+    return dx.transpose(0, 3, 1, 2)
 
 
 def maxpool2d_backward(dout, cache):
-    """Gradient of :func:`maxpool2d_forward`: ``dout`` routed to each window's arg-max."""
-    x_shape, arg, (kh, kw, s, padding) = cache
+    """Gradient of :func:`maxpool2d_forward`: ``dout`` routed to each window's (first) arg-max.
+
+    Returns
+    -------
+    dx : ndarray (N, C, H, W), a channels-last view
+    """
+    x_shape, kind, saved, (kh, kw, s, p) = cache
     n, c, h, w = x_shape
-    h_out, w_out = arg.shape[2:]
-    dxp = np.zeros((n, c, h + 2 * padding, w + 2 * padding), dtype=dout.dtype)
+    dt = dout.dtype
+    d = np.ascontiguousarray(dout.transpose(0, 2, 3, 1))  # (N, H_out, W_out, C)
+    h_out, w_out = d.shape[1], d.shape[2]
+    if kind == "2x2":
+        return _maxpool2x2_backward(d, x_shape, saved)
+
+    arg = saved
+    dxp = np.zeros((n, h + 2 * p, w + 2 * p, c), dtype=dt)  # (N, H_pad, W_pad, C)
     h_end, w_end = s * (h_out - 1) + 1, s * (w_out - 1) + 1
-    zero = dout.dtype.type(0)
-    for k in range(kh * kw):
+    hit = np.empty(arg.shape, dtype=bool)
+    for k in range(kh * kw):  # loop over the window offsets only
         i, j = divmod(k, kw)
-        dxp[:, :, i:i + h_end:s, j:j + w_end:s] += np.where(arg == k, dout, zero)
-    if padding > 0:
-        return np.ascontiguousarray(dxp[:, :, padding:padding + h, padding:padding + w])
-    return dxp
+        np.equal(arg, k, out=hit)
+        dst = dxp[:, i:i + h_end:s, j:j + w_end:s]  # (N, H_out, W_out, C) view
+        dst += d * hit
+    return dxp[:, p:p + h, p:p + w].transpose(0, 3, 1, 2)  # (N, C, H, W) view
+
+
+def maxpool2d_naive(x, kernel_size=2, stride=None, padding=0):
+    """Loop twin of :func:`maxpool2d_forward` (slow; for tests and for reading).
+
+    Returns
+    -------
+    out : ndarray (N, C, H_out, W_out)
+    argmax : ndarray of int (N, C, H_out, W_out, 2)
+        Row and column, in the unpadded input, of the first maximum of each window (row-major).
+    """
+    kh, kw, s, p, h_out, w_out = _pool_geometry(x.shape, kernel_size, stride, padding)
+    n, c, h, w = x.shape
+    out = np.empty((n, c, h_out, w_out), dtype=x.dtype)
+    argmax = np.empty((n, c, h_out, w_out, 2), dtype=np.int64)
+    for b in range(n):
+        for ch in range(c):
+            for y in range(h_out):
+                for z in range(w_out):
+                    best, where = -np.inf, None
+                    for i in range(kh):
+                        for j in range(kw):
+                            r, q = y * s + i - p, z * s + j - p
+                            if 0 <= r < h and 0 <= q < w and (where is None or x[b, ch, r, q] > best):
+                                best, where = x[b, ch, r, q], (r, q)
+                    out[b, ch, y, z] = best
+                    argmax[b, ch, y, z] = where
+    return out, argmax
+
+
+def maxpool2d_backward_naive(dout, x_shape, argmax):
+    """Loop twin of :func:`maxpool2d_backward`: add each ``dout`` entry at its window's arg-max."""
+    dx = np.zeros(x_shape, dtype=dout.dtype)
+    n, c, h_out, w_out = dout.shape
+    for b in range(n):
+        for ch in range(c):
+            for y in range(h_out):
+                for z in range(w_out):
+                    r, q = argmax[b, ch, y, z]
+                    dx[b, ch, r, q] += dout[b, ch, y, z]
+    return dx
 
 
 # ----------------------------------------------------------------------- elementwise and shape
 
 
-def relu_forward(x):
-    """``out = max(x, 0)``; cache is the boolean mask ``x > 0``."""
-    mask = x > 0
-    return np.where(mask, x, x.dtype.type(0)), mask
+def relu_forward(x, *, train=True):
+    """``out = max(x, 0)`` (same memory layout as ``x``); the cache is ``out`` itself.
+
+    (``out > 0`` exactly where ``x > 0``. Keeping a separate boolean mask instead was measured
+    slower: one more pass in the forward, and a casting multiply in the backward.)
+    When ``train`` is False the cache is None.
+    """
+    out = np.maximum(x, x.dtype.type(0))
+    return out, (out if train else None)
 
 
 def relu_backward(dout, cache):
-    """``dx = dout * [x > 0]``."""
-    return np.where(cache, dout, dout.dtype.type(0))
+    """``dx = dout * [out > 0]``."""
+    return np.multiply(dout, cache > 0)
 
 
 def dropout_forward(x, p, rng, train=True):
@@ -211,32 +563,40 @@ def dropout_forward(x, p, rng, train=True):
 
     Parameters
     ----------
-    x : ndarray, any shape
+    x : ndarray, any shape and memory layout
     p : float in [0, 1)
     rng : numpy.random.Generator
-        Source of the keep mask (explicit, so runs are reproducible).
+        Source of the keep mask (explicit, so runs are reproducible). One uniform number is drawn
+        per entry, in C order of ``x.shape``, whatever the memory layout of ``x``.
     train : bool
         When False, returns ``x`` unchanged and an empty cache.
 
     Returns
     -------
-    out : ndarray like x
+    out : ndarray like x, C-contiguous
     cache : ndarray like x (the scaled keep mask ``[u >= p] / (1 - p)``) or None
     """
     if not train or p == 0.0:
         return x, None
-    keep = rng.random(x.shape, dtype=x.dtype) >= p
-    scale = np.where(keep, x.dtype.type(1.0 / (1.0 - p)), x.dtype.type(0))
-    return x * scale, scale
+    dt = x.dtype
+    u = rng.random(x.shape, dtype=dt)  # C order
+    keep = u >= dt.type(p)  # (x.shape) bool
+    scale = np.multiply(keep, dt.type(1.0 / (1.0 - p)), out=u)  # reuse u: mask / (1 - p)
+    out = np.empty(x.shape, dtype=dt)
+    np.multiply(x, scale, out=out)
+    return out, scale
 
 
 def dropout_backward(dout, cache):
     """``dx = dout * mask / (1 - p)`` (identity when the forward pass was in inference mode)."""
-    return dout if cache is None else dout * cache
+    return dout if cache is None else np.multiply(dout, cache)
 
 
 def flatten_forward(x):
-    """``(N, ...) -> (N, prod(...))`` in C order (PyTorch's ``torch.flatten(x, 1)``)."""
+    """``(N, ...) -> (N, prod(...))`` in C order (PyTorch's ``torch.flatten(x, 1)``).
+
+    A view when ``x`` is C-contiguous, otherwise one copy (e.g. of a channels-last activation).
+    """
     return x.reshape(x.shape[0], -1), x.shape
 
 

@@ -87,7 +87,7 @@ class Linear(Module):
         super().__init__()
         self.in_features = check_int(in_features, "Linear: in_features", minimum=1)
         self.out_features = check_int(out_features, "Linear: out_features", minimum=1)
-        rng = as_generator(0 if rng is None else rng)
+        rng = as_generator(0 if rng is None else rng, "Linear: rng")
         shape = (self.out_features, self.in_features)
         self.params["weight"] = uniform_fan_in(shape, self.in_features, rng, dtype)
         if bias:
@@ -122,9 +122,13 @@ class Linear(Module):
 
 
 class Conv2d(Module):
-    """2-D convolution with weight ``(C_out, C_in, KH, KW)``, via im2col + one GEMM.
+    """2-D convolution with weight ``(C_out, C_in, KH, KW)``, via im2col + GEMM.
 
-    The unfolded-input buffer is kept and reused between calls of the same shape.
+    The output has the NCHW shape ``(N, C_out, H_out, W_out)`` and is channels-last in memory
+    (see :func:`tinyprune.nn.functional.conv2d_forward`). Scratch buffers (the unfolded input of
+    a batch chunk, a padded copy of the input) are kept in the layer and reused between calls; the
+    cache of a training pass references the input, which must not be modified before
+    :meth:`backward`.
     Initialised like PyTorch: ``W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, ``fan_in = C_in KH KW``.
     """
 
@@ -136,7 +140,7 @@ class Conv2d(Module):
         self.kernel_size = check_pair(kernel_size, "Conv2d: kernel_size", minimum=1)
         self.stride = check_int(stride, "Conv2d: stride", minimum=1)
         self.padding = check_int(padding, "Conv2d: padding", minimum=0)
-        rng = as_generator(0 if rng is None else rng)
+        rng = as_generator(0 if rng is None else rng, "Conv2d: rng")
         kh, kw = self.kernel_size
         fan_in = self.in_channels * kh * kw
         shape = (self.out_channels, self.in_channels, kh, kw)
@@ -144,7 +148,7 @@ class Conv2d(Module):
         if bias:
             self.params["bias"] = uniform_fan_in((self.out_channels,), fan_in, rng, dtype)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
-        self._cols = None
+        self._workspace: dict[str, np.ndarray] = {}  # scratch buffers reused between calls
 
     def forward(self, x, train=False):
         self._check_input(x, 4)
@@ -152,19 +156,15 @@ class Conv2d(Module):
             raise ValueError(f"{self.name} (Conv2d): expected {self.in_channels} input channels "
                              f"(N, {self.in_channels}, H, W), got shape {x.shape}")
         self.output_shape(x.shape[1:])  # validates that the kernel fits
-        w = self.params["weight"]
-        n = x.shape[0]
-        h_out, w_out = self.output_shape(x.shape[1:])[1:]
-        shape = (w[0].size, n * h_out * w_out)
-        if self._cols is None or self._cols.shape != shape or self._cols.dtype != x.dtype:
-            self._cols = np.empty(shape, dtype=x.dtype)
-        out, cache = F.conv2d_forward(x, w, self.params.get("bias"), self.stride, self.padding,
-                                      cols_buffer=self._cols)
-        self._cache = cache if train else None
+        self._cache = None  # the workspace is about to be overwritten
+        out, cache = F.conv2d_forward(x, self.params["weight"], self.params.get("bias"),
+                                      self.stride, self.padding, train=train,
+                                      workspace=self._workspace)
+        self._cache = cache
         return out
 
     def backward(self, dout, need_dx=True):
-        dx, dw, db = F.conv2d_backward(dout, self._cached(), need_dx)
+        dx, dw, db = F.conv2d_backward(dout, self._cached(), need_dx, workspace=self._workspace)
         self.grads["weight"] = dw
         if db is not None:
             self.grads["bias"] = db
@@ -206,8 +206,9 @@ class MaxPool2d(Module):
     def forward(self, x, train=False):
         self._check_input(x, 4)
         self.output_shape(x.shape[1:])
-        out, cache = F.maxpool2d_forward(x, self.kernel_size, self.stride, self.padding)
-        self._cache = cache if train else None
+        out, cache = F.maxpool2d_forward(x, self.kernel_size, self.stride, self.padding,
+                                         train=train)
+        self._cache = cache
         return out
 
     def backward(self, dout, need_dx=True):
@@ -228,12 +229,16 @@ class MaxPool2d(Module):
 
 
 class ReLU(Module):
-    """Rectified linear unit ``max(x, 0)``."""
+    """Rectified linear unit ``max(x, 0)``.
+
+    The cache of a training pass is the output itself (its sign is the gradient mask): do not
+    modify the output in place before :meth:`backward`.
+    """
 
     def forward(self, x, train=False):
         check_float_array(x, f"{self.name} (ReLU) input")
-        out, cache = F.relu_forward(x)
-        self._cache = cache if train else None
+        out, cache = F.relu_forward(x, train=train)
+        self._cache = cache
         return out
 
     def backward(self, dout, need_dx=True):
@@ -253,7 +258,7 @@ class Dropout(Module):
     def __init__(self, p=0.5, *, rng=None):
         super().__init__()
         self.p = check_probability(p, "Dropout: p")
-        self.rng = as_generator(0 if rng is None else rng)
+        self.rng = as_generator(0 if rng is None else rng, "Dropout: rng")
 
     def forward(self, x, train=False):
         check_float_array(x, f"{self.name} (Dropout) input")

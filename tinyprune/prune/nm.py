@@ -11,8 +11,9 @@ Groups
     ``m`` consecutive weights along the **input** dimension: for a Linear weight ``(out, in)`` the
     row ``W[o, :]`` is cut into ``W[o, g*m:(g+1)*m]``; for a Conv2d weight
     ``(C_out, C_in, KH, KW)`` the filter is flattened to its ``C_in*KH*KW`` row first (row-major:
-    ``i``, then ``kh``, then ``kw``), which is the row of the weight matrix when the convolution is
-    lowered to a GEMM by im2col. In general the groups are those of ``w.reshape(out, -1)``.
+    ``i``, then ``kh``, then ``kw``: PyTorch's memory order of the filter, so a group is a run of
+    consecutive weights in ``conv.weight``). In general the groups are those of
+    ``w.reshape(out, -1)``.
 
 Selection
     Within each group the ``n_pruned`` lowest-scoring weights are pruned (scores default to

@@ -135,7 +135,7 @@ class NMSparse:
 
         Parameters
         ----------
-        x : ndarray, shape ``(batch, in)`` (``in*KH*KW`` for a conv: im2col rows), float32/64
+        x : ndarray, shape ``(batch, in)`` (``C_in*KH*KW`` for a conv weight, in its ``(C_in, KH, KW)`` order), float32/64
 
         Returns
         -------

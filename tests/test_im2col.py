@@ -1,0 +1,191 @@
+"""im2col / col2im and the vectorized conv and max-pool kernels against their naive loop twins."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinyprune.nn import functional as F
+from tinyprune.nn.im2col import (
+    col2im,
+    col2im_naive,
+    conv_output_size,
+    im2col,
+    im2col_naive,
+    patch_view,
+    to_nhwc,
+)
+
+SETTINGS = settings(max_examples=60, deadline=None)
+
+
+@st.composite
+def geometries(draw):
+    """Random valid (x_shape, kernel, stride, padding): N 1-3, C 1-3, H/W 1-9, kernel 1-4."""
+    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    h, w = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    s, p = draw(st.integers(1, 3)), draw(st.integers(0, 2))
+    if conv_output_size(h, kh, s, p) < 1 or conv_output_size(w, kw, s, p) < 1:
+        kh, kw = min(kh, h + 2 * p), min(kw, w + 2 * p)  # make the kernel fit
+    return (n, c, h, w), (kh, kw), s, p, draw(st.integers(0, 2**32 - 1))
+
+
+def _layouts(x):
+    """The same values as C-ordered NCHW and as a channels-last view."""
+    return [x, np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)]
+
+
+@SETTINGS
+@given(geometries())
+def test_im2col_matches_naive(g):
+    shape, k, s, p, seed = g
+    x = np.random.default_rng(seed).standard_normal(shape)
+    expected = im2col_naive(x, k, s, p)
+    for xl in _layouts(x):
+        np.testing.assert_array_equal(im2col(xl, k, s, p), expected)
+
+
+@SETTINGS
+@given(geometries())
+def test_col2im_matches_naive_and_is_the_adjoint(g):
+    shape, k, s, p, seed = g
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    cols = im2col(x, k, s, p)
+    c = rng.standard_normal(cols.shape)
+    back = col2im(c, shape, k, s, p)
+    assert back.shape == shape
+    np.testing.assert_allclose(back, col2im_naive(c, shape, k, s, p), rtol=1e-12, atol=1e-12)
+    # <im2col(x), c> == <x, col2im(c)>
+    lhs, rhs = np.sum(cols * c), np.sum(x * back)
+    assert abs(lhs - rhs) <= 1e-10 * (1 + abs(lhs))
+
+
+@SETTINGS
+@given(geometries(), st.integers(1, 3), st.booleans())
+def test_conv2d_forward_matches_naive(g, c_out, bias):
+    shape, k, s, p, seed = g
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((c_out, shape[1]) + k)
+    b = rng.standard_normal(c_out) if bias else None
+    expected = F.conv2d_naive(x, w, b, s, p)
+    for xl in _layouts(x):
+        out, cache = F.conv2d_forward(xl, w, b, s, p)
+        np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-10)
+        out2, none = F.conv2d_forward(xl, w, b, s, p, train=False)
+        np.testing.assert_array_equal(out2, out)
+        assert none is None
+
+
+@st.composite
+def pool_geometries(draw):
+    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    p = draw(st.integers(0, min(kh, kw) // 2))  # PyTorch: padding <= kernel / 2
+    s = draw(st.sampled_from([None, 1, 2, 3]))
+    h = draw(st.integers(max(1, kh - 2 * p), 9))
+    w = draw(st.integers(max(1, kw - 2 * p), 9))
+    return (n, c, h, w), (kh, kw), s, p, draw(st.integers(0, 2**32 - 1))
+
+
+@SETTINGS
+@given(pool_geometries(), st.booleans())
+def test_maxpool_matches_naive_including_ties(g, ties):
+    shape, k, s, p, seed = g
+    rng = np.random.default_rng(seed)
+    # small integers make ties common: the gradient must go to the first maximum (row-major)
+    x = rng.integers(-2, 3, size=shape).astype(float) if ties else rng.standard_normal(shape)
+    expected, argmax = F.maxpool2d_naive(x, k, s, p)
+    dout = rng.standard_normal(expected.shape)
+    dx_expected = F.maxpool2d_backward_naive(dout, shape, argmax)
+    for xl in _layouts(x):
+        out, cache = F.maxpool2d_forward(xl, k, s, p)
+        np.testing.assert_array_equal(out, expected)
+        np.testing.assert_allclose(F.maxpool2d_backward(dout, cache), dx_expected, atol=1e-12)
+
+
+def test_maxpool_2x2_fast_path_with_odd_sizes_and_ties():
+    # the tiling fast path (2x2, stride 2) drops the last row/column of odd-sized inputs
+    rng = np.random.default_rng(0)
+    for shape in [(2, 3, 5, 7), (1, 2, 4, 4), (3, 1, 2, 3)]:
+        x = rng.integers(0, 2, size=shape).astype(np.float32)
+        out, cache = F.maxpool2d_forward(x, 2)
+        expected, argmax = F.maxpool2d_naive(x, 2)
+        np.testing.assert_array_equal(out, expected)
+        dout = rng.standard_normal(out.shape).astype(np.float32)
+        np.testing.assert_array_equal(F.maxpool2d_backward(dout, cache),
+                                      F.maxpool2d_backward_naive(dout, shape, argmax))
+
+
+def test_maxpool_tie_goes_to_first_maximum_in_row_major_order():
+    # windows whose maxima tie in different places; the first in (row, column) order wins
+    x = np.array([[[[0, 5, 5, 0],
+                    [5, 5, 0, 5]]]], dtype=np.float64)  # (1, 1, 2, 4): two 2x2 windows
+    _, cache = F.maxpool2d_forward(x, 2)
+    dx = F.maxpool2d_backward(np.ones((1, 1, 1, 2)), cache)
+    np.testing.assert_array_equal(dx[0, 0], [[0, 1, 1, 0], [0, 0, 0, 0]])
+
+
+def test_kernels_do_not_modify_inputs_and_results_do_not_alias_workspace():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    copies = [a.copy() for a in (x, w, b)]
+    ws = {}
+    out1, cache = F.conv2d_forward(x, w, b, 1, 1, workspace=ws)
+    first = out1.copy()
+    dout = rng.standard_normal(out1.shape).astype(np.float32)
+    dout0 = dout.copy()
+    dx, dw, db = F.conv2d_backward(dout, cache, workspace=ws)
+    F.conv2d_forward(x + 1, w, b, 1, 1, workspace=ws)  # reuses the workspace
+    np.testing.assert_array_equal(out1, first)
+    for a, a0 in zip((x, w, b, dout), copies + [dout0], strict=True):
+        np.testing.assert_array_equal(a, a0)
+    for arr in (out1, dx):
+        assert not any(np.may_share_memory(arr, buf) for buf in ws.values())
+
+
+def test_outputs_are_channels_last_views_with_nchw_shape():
+    x = np.random.default_rng(2).standard_normal((2, 3, 6, 5)).astype(np.float32)
+    out, _ = F.conv2d_forward(x, np.ones((4, 3, 3, 3), np.float32), None)
+    assert out.shape == (2, 4, 4, 3) and out.transpose(0, 2, 3, 1).flags.c_contiguous
+    pooled, _ = F.maxpool2d_forward(out, 2)
+    assert pooled.shape == (2, 4, 2, 1)
+    flat, _ = F.flatten_forward(out)  # C order of the NCHW shape, like torch.flatten(x, 1)
+    np.testing.assert_array_equal(flat, np.ascontiguousarray(out).reshape(2, -1))
+
+
+def test_patch_view_and_to_nhwc():
+    x = np.arange(2 * 2 * 4 * 5, dtype=float).reshape(2, 2, 4, 5)
+    xp = to_nhwc(x, 1)
+    assert xp.shape == (2, 6, 7, 2) and xp.flags.c_contiguous
+    np.testing.assert_array_equal(xp[:, 1:5, 1:6], x.transpose(0, 2, 3, 1))
+    assert xp[:, 0].sum() == 0 and xp[:, :, -1].sum() == 0
+    v = patch_view(xp, (3, 2), 2, (2, 3))
+    assert v.shape == (2, 2, 3, 3, 2, 2) and not v.flags.writeable
+    np.testing.assert_array_equal(v[1, 1, 2, 2, 1], xp[1, 2 * 1 + 2, 2 * 2 + 1])
+    nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    assert np.shares_memory(to_nhwc(nhwc), nhwc)  # already channels-last: a view
+
+
+def test_im2col_validation():
+    x = np.zeros((1, 2, 4, 4))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        im2col(x.astype(int), 3)
+    with pytest.raises(ValueError, match="does not fit"):
+        im2col(x, 5)
+    with pytest.raises(ValueError, match="stride"):
+        im2col(x, 3, stride=0)
+    with pytest.raises(ValueError, match="padding"):
+        im2col(x, 3, padding=-1)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        im2col(np.zeros((2, 4, 4)), 3)
+    with pytest.raises(ValueError, match=r"out must have shape \(4, 18\)"):
+        im2col(x, 3, out=np.empty((4, 17)))
+    out = np.empty((4, 19))[:, :18]  # a column slice of a wider buffer is fine
+    np.testing.assert_array_equal(im2col(x + 1, 3, out=out), np.ones((4, 18)))
+    with pytest.raises(ValueError, match="cols must have shape"):
+        col2im(np.zeros((4, 17)), x.shape, 3)
