@@ -83,6 +83,7 @@ class Optimizer:
         self.lr = lr
         self.state: dict[str, dict[str, np.ndarray]] = {name: {} for name in self.params}
         self._masks: dict[str, np.ndarray] | None = None
+        self._scratch: dict[str, np.ndarray] = {}  # one reused temporary per parameter
 
     # -- hyper-parameters ------------------------------------------------------------------
     @property
@@ -160,13 +161,24 @@ class Optimizer:
                     if arr.dtype.kind == "f" and arr.shape == p.shape:
                         arr *= mask
 
-    def _effective_grad(self, p, g, mask, weight_decay):
-        """Fresh array ``mask * (g + weight_decay * p)`` (the only per-step allocation)."""
+    def _tmp(self, name, p):
+        """The parameter's scratch array (same shape and dtype), allocated once."""
+        t = self._scratch.get(name)
+        if t is None or t.shape != p.shape or t.dtype != p.dtype:
+            t = self._scratch[name] = np.empty_like(p)
+        return t
+
+    def _effective_grad(self, name, p, g, mask, weight_decay):
+        """``mask * (g + weight_decay * p)`` in the parameter's scratch array, or ``g`` itself
+        (read only, never modified) when there is neither weight decay nor mask."""
+        if not weight_decay and mask is None:
+            return g
+        d = self._tmp(name, p)
         if weight_decay:
-            d = np.multiply(p, weight_decay)  # d = wd * p
+            np.multiply(p, weight_decay, out=d)  # d = wd * p
             d += g
         else:
-            d = g.copy()
+            np.copyto(d, g)
         if mask is not None:
             d *= mask
         return d
@@ -231,13 +243,14 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
 
     def _update(self, name, p, g, mask):
-        d = self._effective_grad(p, g, mask, self.weight_decay)  # fresh, same shape as p
+        d = self._effective_grad(name, p, g, mask, self.weight_decay)  # g itself, or scratch
         mu = self.momentum
+        step = d
         if mu:
             st = self.state[name]
             buf = st.get("momentum_buffer")
             if buf is None:
-                buf = st["momentum_buffer"] = d.copy()
+                buf = st["momentum_buffer"] = np.array(d, copy=True)
             else:
                 buf *= mu
                 if self.dampening:
@@ -245,11 +258,12 @@ class SGD(Optimizer):
                 else:
                     buf += d
             if self.nesterov:
-                d += mu * buf
+                step = d + mu * buf  # fresh
             else:
-                np.copyto(d, buf)
-        d *= self.lr
-        p -= d
+                step = buf
+        tmp = self._tmp(name, p)
+        np.multiply(step, self.lr, out=tmp)  # lr * step (tmp may be d itself: fine, in place)
+        p -= tmp
 
     def _hyper(self):
         return {"lr": self.lr, "momentum": self.momentum, "dampening": self.dampening,
@@ -301,8 +315,8 @@ class Adam(Optimizer):
         st["step"] += 1
         t = int(st["step"])
         m, v = st["exp_avg"], st["exp_avg_sq"]
-        d = self._effective_grad(p, g, mask, self.weight_decay)  # fresh: g_eff
-        tmp = np.square(d)  # g_eff^2 (second and last allocation)
+        d = np.array(self._effective_grad(name, p, g, mask, self.weight_decay))  # g_eff (copy)
+        tmp = np.square(d)  # g_eff^2
         tmp *= 1.0 - beta2
         v *= beta2
         v += tmp

@@ -2,13 +2,15 @@
 
 One training step on a mini-batch ``(xb, yb)``::
 
-    model.zero_grad()
     logits = model.forward(xb, train=True)              # (B, C)
     loss, cache = softmax_cross_entropy_forward(logits, yb)
     model.backward(softmax_cross_entropy_backward(cache))
     callbacks.on_before_step(state)                      # e.g. mask the gradients
     optimizer.step(model.grads)
     callbacks.on_step_end(state)                         # e.g. re-apply pruning masks
+
+``backward`` *replaces* every layer's gradients (it does not accumulate into them), so no
+``zero_grad`` is needed between steps.
 
 Callbacks are how the compression techniques plug into training (gradual pruning schedules,
 mask re-application, logging) without the engine knowing about them.
@@ -270,8 +272,6 @@ def _train_epochs(model, X, y, optimizer, state, callbacks, batch_size, rng, shu
             for xb, yb in iterate_minibatches(X, y, batch_size, shuffle=shuffle, rng=rng,
                                               drop_last=drop_last):
                 state.step += 1
-                if hasattr(model, "zero_grad"):
-                    model.zero_grad()
                 logits = model.forward(xb, train=True)  # (B, C)
                 if not np.isfinite(logits).all():
                     _diverged("the logits contain NaN or infinity", state)
