@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +34,7 @@ from tinyprune.datasets import embedded  # noqa: E402
 from tinyprune.datasets.download import checksum_status  # noqa: E402
 from tinyprune.datasets.idx import read_idx  # noqa: E402
 from tinyprune.datasets.loaders import DATASETS  # noqa: E402
+from tinyprune.nn.fileio import atomic_write  # noqa: E402
 
 DEFAULT_FOLDER = "/usr/share/datasets/fashion-mnist"
 DEFAULT_OUT = REPO_ROOT / "tinyprune" / "datasets" / "data"
@@ -75,16 +74,8 @@ def build_subset(folder, *, seed: int = embedded.SUBSET_SEED, verify: bool = Tru
 
 
 def _write_npz(path: Path, arrays) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **{k: arrays[k] for k in embedded.ARRAY_NAMES})
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        np.savez_compressed(f, **{k: arrays[k] for k in embedded.ARRAY_NAMES})
 
 
 def make_record(arrays, sources, seed: int) -> dict:

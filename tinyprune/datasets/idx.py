@@ -23,11 +23,12 @@ import gzip
 import math
 import os
 import struct
-import tempfile
 import zlib
 from typing import NamedTuple
 
 import numpy as np
+
+from ..nn.fileio import atomic_write
 
 __all__ = ["IDXFormatError", "IDXHeader", "is_gzip", "read_idx", "read_idx_header", "write_idx"]
 
@@ -270,21 +271,12 @@ def write_idx(path, array, *, compress: bool | None = None, compresslevel: int =
         compress = p.endswith(".gz")
     header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
     payload = np.ascontiguousarray(array, dtype=IDX_DTYPES[code]).tobytes()
-    folder = os.path.dirname(os.path.abspath(p))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(p) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            if compress:
-                with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=compresslevel,
-                                   mtime=0, filename="") as gz:
-                    gz.write(header)
-                    gz.write(payload)
-            else:
-                raw.write(header)
-                raw.write(payload)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(p) as raw:
+        if compress:
+            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=compresslevel,
+                               mtime=0, filename="") as gz:
+                gz.write(header)
+                gz.write(payload)
+        else:
+            raw.write(header)
+            raw.write(payload)

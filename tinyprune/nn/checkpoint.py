@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .fileio import atomic_write
 from .model import Sequential
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Checkpoint", "CheckpointError", "load_checkpoint",
@@ -107,13 +107,6 @@ def _array_dict(d, name, *, params=None, require_bool=False):
     return out
 
 
-def _file_mode() -> int:
-    """Permissions a normally created file would get (``0o666`` minus the umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def save_checkpoint(path, model, *, masks=None, extra=None, metadata=None) -> None:
     """Write ``model`` (architecture + weights), masks, buffers and extras to one ``.npz``.
 
@@ -157,28 +150,8 @@ def save_checkpoint(path, model, *, masks=None, extra=None, metadata=None) -> No
     for prefix, d in zip(_PREFIXES, (params, masks, buffers, extra), strict=True):
         arrays.update({f"{prefix}/{k}": v for k, v in d.items()})
 
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
-        dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
 
 
 # ------------------------------------------------------------------------------------ loading

@@ -135,7 +135,8 @@ class NMSparse:
 
         Parameters
         ----------
-        x : ndarray, shape ``(batch, in)`` (``C_in*KH*KW`` for a conv weight, in its ``(C_in, KH, KW)`` order), float32/64
+        x : ndarray, shape ``(batch, in)``, float32/64
+            ``in = C_in*KH*KW`` for a conv weight, in its ``(C_in, KH, KW)`` order.
 
         Returns
         -------
