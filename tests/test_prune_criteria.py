@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import weights
 
 from tinyprune.prune.criteria import (
     CRITERIA,
@@ -49,21 +50,6 @@ def naive_set_index(shape, granularity, vector_size=None):
             s = (idx[0], idx[1] // v)
         out[idx] = np.ravel_multi_index(s, sshape)
     return out
-
-
-@st.composite
-def weights(draw, conv=None, ties=False):
-    is_conv = draw(st.booleans()) if conv is None else conv
-    if is_conv:
-        shape = (draw(st.integers(1, 6)), draw(st.integers(1, 4)),
-                 draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    else:
-        shape = (draw(st.integers(1, 8)), draw(st.integers(1, 13)))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    dtype = draw(st.sampled_from([np.float32, np.float64]))
-    if ties or draw(st.booleans()):
-        return rng.integers(-3, 4, size=shape).astype(dtype)
-    return rng.standard_normal(shape).astype(dtype)
 
 
 def granularities_for(w):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import weights
 
 from tinyprune.prune.criteria import cluster_redundancy_scores
 from tinyprune.prune.granularity import GRANULARITIES, group_reduce, set_shape
@@ -18,20 +19,6 @@ from tinyprune.prune.select import (
 SETTINGS = settings(max_examples=150, deadline=None)
 STRUCT = [g for g in GRANULARITIES if g != "nm"]
 CRITERIA_NO_RNG = ["l1", "l2", "linf", "magnitude"]
-
-
-@st.composite
-def weights(draw):
-    if draw(st.booleans()):
-        shape = (draw(st.integers(1, 6)), draw(st.integers(1, 4)),
-                 draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    else:
-        shape = (draw(st.integers(1, 8)), draw(st.integers(1, 13)))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    dtype = draw(st.sampled_from([np.float32, np.float64]))
-    if draw(st.booleans()):  # many ties
-        return rng.integers(-3, 4, size=shape).astype(dtype)
-    return rng.standard_normal(shape).astype(dtype)
 
 
 @st.composite
