@@ -23,7 +23,7 @@ class Module:
     name : str
         Set by the container (``"conv1"``); used in error messages.
     params, grads : dict[str, ndarray]
-        Same keys and shapes; ``grads`` is filled by :meth:`backward`.
+        Same keys and shapes; every :meth:`backward` *replaces* ``grads`` (no accumulation).
     """
 
     def __init__(self):
