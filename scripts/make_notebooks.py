@@ -119,15 +119,145 @@ print(format_report(sparsity_report(m)))
     return nb
 
 
+def criteria_notebook():
+    cells = [
+        md("""
+# Which filters? Criteria, N:M patterns and physical channel removal
+
+The lecture's *pruning criteria*: magnitude as an L<sub>p</sub> norm over a structural set, random
+as a baseline, and the two redundancy criteria — similarity (filters close to the geometric median
+of their layer, FPGM) and clustering (keep one representative per cluster of similar filters). We
+prune the filters of the lecture network's `conv2`, look at 2:4 patterns, then remove pruned
+channels for real and time the smaller network.
+"""),
+        code("""
+import time
+import numpy as np
+import matplotlib.pyplot as plt
+
+from tinyprune.datasets import load_dataset
+from tinyprune.nn import lecture_net
+from tinyprune.nn.optim import SGD
+from tinyprune.nn.train import fit, evaluate
+from tinyprune.prune import prune_model, set_masks_, thin_model
+
+data = load_dataset("fashion-mnist-small", normalize=True)
+dense = lecture_net(seed=0)
+fit(dense, data.x_train, data.y_train, optimizer=SGD(dense.params, lr=0.02, momentum=0.9),
+    epochs=1, batch_size=32, rng=0, progress=False)
+base = evaluate(dense, data.x_test, data.y_test)["accuracy"]
+print(f"lecture net, one epoch: test accuracy {base:.2%}")
+"""),
+        md("""
+## Filter pruning of `conv2` by criterion (no fine-tuning)
+"""),
+        code("""
+def copy_model(m):
+    c = lecture_net(seed=0)
+    for k, v in m.params.items():
+        c.set_param(k, v)
+    return c
+
+criteria = ["l1", "l2", "linf", "geometric_median", "cluster", "random"]
+ratios = [0.25, 0.5, 0.75, 0.9]
+results = {}
+for crit in criteria:
+    accs = []
+    for r in ratios:
+        m = copy_model(dense)
+        set_masks_(m, prune_model(m, ["conv2"], amount=r, criterion=crit,
+                                  granularity="channel", rng=0))
+        accs.append(evaluate(m, data.x_test, data.y_test)["accuracy"])
+    results[crit] = accs
+
+fig, ax = plt.subplots(figsize=(6, 4))
+for crit, accs in results.items():
+    ax.plot(ratios, accs, marker="o", label=crit)
+ax.axhline(base, ls="--", color="gray", lw=1)
+ax.set_xlabel("fraction of conv2 filters pruned")
+ax.set_ylabel("test accuracy (no fine-tuning)")
+ax.legend()
+fig.tight_layout()
+plt.show()
+"""),
+        md("""
+## A 2:4 pattern
+
+In every run of 4 consecutive weights along the input dimension, 2 are pruned (`n_pruned=2, m=4`):
+50% sparsity in a pattern hardware can exploit. Here are the first 16 rows x 32 inputs of `fc1`'s
+mask (white = kept).
+"""),
+        code("""
+m = copy_model(dense)
+masks = prune_model(m, ["fc1"], granularity="nm", n_pruned=2, m=4)
+fig, ax = plt.subplots(figsize=(6, 3))
+ax.imshow(masks["fc1.weight"][:16, :32], cmap="gray", interpolation="nearest")
+ax.set_xticks(np.arange(-0.5, 32, 4), minor=False, labels=[])
+ax.grid(axis="x", color="red", lw=1)
+ax.set_title("fc1 mask, 2:4 (red lines: groups of m=4)")
+plt.show()
+set_masks_(m, masks)
+print(f"2:4 on fc1 without fine-tuning: {evaluate(m, data.x_test, data.y_test)['accuracy']:.2%}")
+"""),
+        md("""
+## Remove the pruned channels for real
+
+Half of the channels of `conv1`, `conv2` and `fc1` are pruned (L1 norm, biases masked too), the
+network is fine-tuned for one epoch with the masks enforced, and then `thin_model` slices the
+pruned filters away together with the matching inputs of the next layer — including the
+`conv2 -> flatten -> fc1` mapping (64 x 12 x 12 = 9216 inputs become 32 x 12 x 12 = 4608).
+"""),
+        code("""
+m = copy_model(dense)
+set_masks_(m, prune_model(m, ["conv1", "conv2", "fc1"], amount=0.5, granularity="channel"))
+fit(m, data.x_train, data.y_train, optimizer=SGD(m.params, lr=0.02, momentum=0.9), epochs=1,
+    batch_size=32, rng=1, progress=False)
+thin, kept = thin_model(m)
+x = data.x_test[:256]
+assert np.allclose(thin.forward(x), m.forward(x), atol=1e-4)
+print(thin.summary())
+
+def median_ms(model, reps=7):
+    model.forward(x)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter(); model.forward(x); times.append(time.perf_counter() - t0)
+    return 1e3 * np.median(times)
+
+acc_masked = evaluate(m, data.x_test, data.y_test)["accuracy"]
+acc_thin = evaluate(thin, data.x_test, data.y_test)["accuracy"]
+t_dense, t_thin = median_ms(m), median_ms(thin)
+macs_dense, macs_thin = sum(m.macs().values()), sum(thin.macs().values())
+print(f"accuracy masked {acc_masked:.2%} = thin {acc_thin:.2%}")
+print(f"inference of 256 images: dense {t_dense:.1f} ms, thin {t_thin:.1f} ms "
+      f"({t_dense / t_thin:.2f}x faster; {macs_dense / macs_thin:.2f}x fewer MACs)")
+
+fig, ax = plt.subplots(1, 2, figsize=(8, 3))
+ax[0].bar(["dense", "thin"], [m.num_parameters(), thin.num_parameters()])
+ax[0].set_title("parameters")
+ax[1].bar(["dense", "thin"], [t_dense, t_thin])
+ax[1].set_title("ms per 256 images")
+fig.tight_layout()
+plt.show()
+"""),
+    ]
+    nb = nbf.v4.new_notebook()
+    nb.cells = cells
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    return nb
+
+
 if __name__ == "__main__":
     import sys
 
-    out = ROOT / "notebooks" / "01_pruning_granularity.ipynb"
-    out.parent.mkdir(exist_ok=True)
-    nb = pruning_notebook()
-    if "--execute" in sys.argv:  # store outputs (figures) so the notebook reads well unexecuted
-        from nbclient import NotebookClient
+    (ROOT / "notebooks").mkdir(exist_ok=True)
+    for name, make in (("01_pruning_granularity.ipynb", pruning_notebook),
+                       ("02_criteria_and_thinning.ipynb", criteria_notebook)):
+        nb = make()
+        if "--execute" in sys.argv:  # store outputs (figures) so the notebook reads well as is
+            from nbclient import NotebookClient
 
-        NotebookClient(nb, timeout=600, kernel_name="python3").execute()
-    nbf.write(nb, out)
-    print("wrote", out)
+            NotebookClient(nb, timeout=600, kernel_name="python3").execute()
+        nbf.write(nb, ROOT / "notebooks" / name)
+        print("wrote", ROOT / "notebooks" / name)
