@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tinyprune.nn import Sequential, lecture_net, lenet5, lenet_300_100
 from tinyprune.nn.checkpoint import load_checkpoint, save_checkpoint
@@ -120,3 +122,42 @@ def test_mask_of_wrong_shape_is_rejected():
     model = lenet_300_100()
     with pytest.raises(ValueError, match="fc1.weight"):
         removable_units(model, {"fc1.weight": np.ones((3, 3), dtype=bool)})
+
+
+def _small_convnet(seed):
+    from tinyprune.nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU
+    rng = np.random.default_rng(seed)
+    return Sequential([
+        ("conv1", Conv2d(2, 5, 3, padding=1, rng=rng)), ("relu1", ReLU()),
+        ("pool", MaxPool2d(2)),
+        ("conv2", Conv2d(5, 4, 3, stride=2, rng=rng)), ("relu2", ReLU()),
+        ("flatten", Flatten()),
+        ("fc1", Linear(4 * 1 * 1, 6, rng=rng)), ("relu3", ReLU()),
+        ("fc2", Linear(6, 3, rng=rng)),
+    ], input_shape=(2, 6, 6))
+
+
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), fracs=st.tuples(*[st.sampled_from([0.0, 0.2, 0.5, 0.75])] * 3))
+def test_random_channel_masks_on_a_strided_padded_convnet(seed, fracs):
+    rng = np.random.default_rng(seed)
+    model = _small_convnet(seed).set_dtype(np.float64)
+    masks = {}
+    for ln, frac in zip(("conv1", "conv2", "fc1"), fracs, strict=True):
+        masks.update(channel_masks(model, [ln], frac, rng))
+    set_masks_(model, masks)
+    thin, kept = thin_model(model)
+    for ln, frac in zip(("conv1", "conv2", "fc1"), fracs, strict=True):
+        n = model[ln].params["weight"].shape[0]
+        assert kept[ln].size == n - round(frac * n)
+    x = rng.standard_normal((3, 2, 6, 6))
+    np.testing.assert_allclose(thin.forward(x), model.forward(x), rtol=1e-12, atol=1e-12)
+
+
+def test_removing_every_unit_of_a_layer_is_rejected():
+    model = lenet_300_100(seed=0)
+    set_masks_(model, channel_masks(model, ["fc2"], 1.0, np.random.default_rng(0)))
+    with pytest.raises(ValueError, match="fc2"):
+        thin_model(model)

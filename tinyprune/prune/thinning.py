@@ -101,6 +101,10 @@ def thin_model(model: Sequential, masks: dict | None = None):
         ls = dict(ls)
         if isinstance(layer, (Linear, Conv2d)):
             keep = np.flatnonzero(~removable[ln])
+            if keep.size == 0:
+                raise ValueError(f"thin_model: every output unit of layer {ln!r} is pruned, so the "
+                                 f"network's output no longer depends on its input; keep at least "
+                                 f"one unit")
             kept_out[ln] = keep
             for pname, p in layer.params.items():
                 full = f"{ln}.{pname}"
