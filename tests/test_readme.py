@@ -43,3 +43,20 @@ def test_readme_main_command_parses():
 ])
 def test_documented_variants_parse(line):
     build_parser().parse_args(shlex.split(line)[1:])
+
+
+def test_readme_library_example_runs(capsys):
+    readme = (ROOT / "README.md").read_text()
+    snippet = re.findall(r"```python\n(.*?)```", readme, flags=re.S)[0]
+    snippet = snippet.replace("rng=0)", "rng=0, progress=False)").replace(
+        "rng=1)", "rng=1, progress=False)")
+    namespace = {}
+    exec(compile(snippet, "README.md", "exec"), namespace)
+    out = capsys.readouterr().out
+    model, data = namespace["model"], namespace["data"]
+    acc = namespace["evaluate"](model, data.x_test, data.y_test)["accuracy"]
+    assert acc > 0.75
+    for name, mask in model.masks.items():
+        assert mask.mean() == pytest.approx(0.1, abs=1e-3)
+        assert (model.params[name][~mask] == 0).all()
+    assert "CSR compression" in out
