@@ -85,6 +85,7 @@ def test_prune_global_exclude_and_report(trained, tmp_path, capsys):
     (["--granularity", "nm", "--n", "4", "--m", "4"], "n_pruned"),
     (["--granularity", "kernel"], "no layer"),
     (["--layers", "conv9"], "unknown layer"),
+    (["--criterion", "lp"], "p:"),
 ])
 def test_prune_bad_arguments_exit_2_with_a_message(trained, capsys, argv, needle):
     code, _, err = run(capsys, "prune", str(trained), "--finetune-epochs", "0", *argv)
