@@ -60,25 +60,19 @@ Magnitude (|W|) for fine-grained pruning, the L2 norm of each row for channel (n
 and 2:4 pattern pruning — no fine-tuning yet, so this is the raw damage of each choice.
 """),
         code("""
-def copy_model(m):
-    c = lenet_300_100(seed=0)
-    for k, v in m.params.items():
-        c.set_param(k, v)
-    return c
-
 layers = ["fc1.weight", "fc2.weight"]
 ratios = [0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95]
 curves = {}
 for gran, crit in [("element", "magnitude"), ("channel", "l2")]:
     accs = []
     for r in ratios:
-        m = copy_model(dense)
+        m = dense.copy()
         if r > 0:
             set_masks_(m, prune_model(m, layers, amount=r, criterion=crit, granularity=gran))
         accs.append(evaluate(m, data.x_test, data.y_test)["accuracy"])
     curves[f"{gran} ({crit})"] = accs
 
-nm = copy_model(dense)
+nm = dense.copy()
 set_masks_(nm, prune_model(nm, layers, granularity="nm", n_pruned=2, m=4))
 nm_acc = evaluate(nm, data.x_test, data.y_test)["accuracy"]
 
@@ -100,7 +94,7 @@ Pruning 90% of the weights and fine-tuning for one epoch recovers most of the ac
 al., 2015: train, prune, retrain). The pruned weights stay exactly zero during fine-tuning.
 """),
         code("""
-m = copy_model(dense)
+m = dense.copy()
 set_masks_(m, prune_model(m, ["fc1.weight", "fc2.weight", "fc3.weight"], amount=0.9,
                           criterion="magnitude", granularity="element"))
 before = evaluate(m, data.x_test, data.y_test)["accuracy"]
@@ -152,19 +146,13 @@ print(f"lecture net, one epoch: test accuracy {base:.2%}")
 ## Filter pruning of `conv2` by criterion (no fine-tuning)
 """),
         code("""
-def copy_model(m):
-    c = lecture_net(seed=0)
-    for k, v in m.params.items():
-        c.set_param(k, v)
-    return c
-
 criteria = ["l1", "l2", "linf", "geometric_median", "cluster", "random"]
 ratios = [0.25, 0.5, 0.75, 0.9]
 results = {}
 for crit in criteria:
     accs = []
     for r in ratios:
-        m = copy_model(dense)
+        m = dense.copy()
         set_masks_(m, prune_model(m, ["conv2"], amount=r, criterion=crit,
                                   granularity="channel", rng=0))
         accs.append(evaluate(m, data.x_test, data.y_test)["accuracy"])
@@ -188,7 +176,7 @@ In every run of 4 consecutive weights along the input dimension, 2 are pruned (`
 mask (white = kept).
 """),
         code("""
-m = copy_model(dense)
+m = dense.copy()
 masks = prune_model(m, ["fc1"], granularity="nm", n_pruned=2, m=4)
 fig, ax = plt.subplots(figsize=(6, 3))
 ax.imshow(masks["fc1.weight"][:16, :32], cmap="gray", interpolation="nearest")
@@ -208,7 +196,7 @@ pruned filters away together with the matching inputs of the next layer — incl
 `conv2 -> flatten -> fc1` mapping (64 x 12 x 12 = 9216 inputs become 32 x 12 x 12 = 4608).
 """),
         code("""
-m = copy_model(dense)
+m = dense.copy()
 set_masks_(m, prune_model(m, ["conv1", "conv2", "fc1"], amount=0.5, granularity="channel"))
 fit(m, data.x_train, data.y_train, optimizer=SGD(m.params, lr=0.02, momentum=0.9), epochs=1,
     batch_size=32, rng=1, progress=False)

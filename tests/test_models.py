@@ -131,3 +131,17 @@ def test_model_params_are_the_layers_arrays():
     p = m.params["fc2.bias"]
     p += 1  # in place, as an optimizer does
     assert m["fc2"].params["bias"] is p
+
+
+def test_copy_is_independent_and_equal():
+    from tinyprune.nn import lecture_net
+    m = lecture_net(seed=3)
+    m.masks["fc1.weight"] = np.ones(m.params["fc1.weight"].shape, dtype=bool)
+    c = m.copy()
+    assert c.spec() == m.spec()
+    for k, v in m.params.items():
+        np.testing.assert_array_equal(c.params[k], v)
+        assert c.params[k] is not v
+    c.params["fc1.weight"][0, 0] = 123.0
+    c.masks["fc1.weight"][0, 0] = False
+    assert m.params["fc1.weight"][0, 0] != 123.0 and m.masks["fc1.weight"][0, 0]

@@ -25,16 +25,9 @@ def dense():
     return data, model, evaluate(model, data.x_test, data.y_test)["accuracy"]
 
 
-def _clone(model):
-    c = lenet_300_100(seed=0)
-    for k, v in model.params.items():
-        c.set_param(k, v)
-    return c
-
-
 def test_90_percent_fine_grained_then_finetune_loses_little(dense):
     data, model, acc_dense = dense
-    m = _clone(model)
+    m = model.copy()
     set_masks_(m, prune_model(m, ["fc1", "fc2", "fc3"], amount=0.9, criterion="magnitude"))
     acc_pruned = evaluate(m, data.x_test, data.y_test)["accuracy"]
     fit(m, data.x_train, data.y_train, optimizer=SGD(m.params, lr=0.02, momentum=0.5), epochs=1,
@@ -51,7 +44,7 @@ def test_90_percent_fine_grained_then_finetune_loses_little(dense):
 
 def test_iterative_pruning_reaches_the_target_monotonically(dense):
     data, model, _ = dense
-    m = _clone(model)
+    m = model.copy()
     previous = None
     for target in (0.5, 0.75, 0.9):
         set_masks_(m, prune_model(m, ["fc1", "fc2"], amount=target, relative_to="total"))
@@ -64,7 +57,7 @@ def test_iterative_pruning_reaches_the_target_monotonically(dense):
 
 def test_structured_channel_pruning_and_removal_agree(dense):
     data, model, _ = dense
-    m = _clone(model)
+    m = model.copy()
     set_masks_(m, prune_model(m, ["fc1", "fc2"], amount=0.5, criterion="l2",
                               granularity="channel"))
     thin, kept = thin_model(m)

@@ -66,3 +66,16 @@ def test_totals_and_formats():
     text = format_report(r)
     for name in ("fc1", "fc2", "fc3", "total", "CSR"):
         assert name in text
+
+
+@pytest.mark.parametrize("n_pruned, m, exc", [(4, 4, ValueError), (-1, 4, ValueError),
+                                              (1, 0, ValueError), (1.5, 4, TypeError)])
+def test_bad_nm_pattern_is_rejected(n_pruned, m, exc):
+    with pytest.raises(exc, match="n_pruned|m:"):
+        sparsity_report(lenet_300_100(), n_pruned=n_pruned, m=m)
+
+
+def test_model_without_input_shape_is_rejected():
+    from tinyprune.nn import Linear, Sequential
+    with pytest.raises(ValueError, match="input_shape"):
+        sparsity_report(Sequential([("fc", Linear(3, 2))]))

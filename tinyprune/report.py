@@ -25,7 +25,7 @@ import numpy as np
 
 from .nn.layers import Conv2d, Linear
 from .nn.model import Sequential
-from .prune.nm import nm_group_view
+from .prune.nm import check_nm, nm_group_view
 
 
 def _zero_fraction(nonzero_per_set: np.ndarray) -> float:
@@ -84,6 +84,7 @@ def sparsity_report(model: Sequential, *, n_pruned=2, m=4) -> dict:
     dict
         ``{"model": name, "layers": {name: {...}}, "total": {...}}``, JSON-serialisable.
     """
+    n_pruned, m = check_nm(n_pruned, m)
     layers = {}
     for ln, in_shape, _ in model.layer_shapes():
         layer = model.layers[ln]

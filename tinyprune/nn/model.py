@@ -85,6 +85,16 @@ class Sequential:
             raise ValueError(f"set_param({full_name!r}): expected shape {p.shape}, got {shape}")
         p[...] = value
 
+    def copy(self) -> Sequential:
+        """An independent deep copy: same architecture, parameter values, masks and buffers
+        (fresh gradients; dropout layers get new generators seeded from 0)."""
+        new = Sequential.from_spec(self.spec())
+        for name, value in self.params.items():
+            new.set_param(name, value)
+        new.masks = {k: v.copy() for k, v in self.masks.items()}
+        new.buffers = {k: v.copy() for k, v in self.buffers.items()}
+        return new
+
     def num_parameters(self) -> int:
         return int(sum(p.size for p in self.params.values()))
 
