@@ -6,7 +6,10 @@
 2. Inference time of the lecture net against its thinned copy with 50% of the channels of conv1,
    conv2 and fc1 removed (batch of ``--batch`` images, 2 threads), and the ratio of the measured
    speed-up to the reduction in multiply-accumulates (``thinning_speedup_vs_mac_ratio``; 1.0 means
-   the time fell exactly as much as the arithmetic).
+   the time fell exactly as much as the arithmetic). Dense and thin are timed in alternating
+   blocks, so that drift in the machine's speed affects both alike. When PyTorch is installed, the
+   same two networks (same weights) are timed in torch too, as a peer figure:
+   ``torch_thinning_speedup_vs_mac_ratio`` says what a mature library gets from the same cut.
 3. The N:M compressed matmul (2:4) against the dense matmul on fc1, reported honestly.
 
 Usage: ``python benchmarks/bench_prune.py [--json] [--repeats 15] [--quick]``
@@ -66,6 +69,42 @@ def _channel_masks(model, layers, fraction):
     return masks
 
 
+def _alternating_ms(fn_a, fn_b, repeats, rounds=3):
+    """Medians of ``fn_a`` and ``fn_b`` timed in alternating blocks (a, b, a, b...)."""
+    per_round = max(1, -(-repeats // rounds))
+    ta, tb = [], []
+    for _ in range(rounds):
+        for fn, acc in ((fn_a, ta), (fn_b, tb)):
+            fn()  # warm-up of this block
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                fn()
+                acc.append(time.perf_counter() - t0)
+    return statistics.median(ta) * 1e3, statistics.median(tb) * 1e3
+
+
+def _torch_net(model):
+    """The same network in torch.nn (inference mode), weights copied; None without torch."""
+    try:
+        import torch
+        from torch import nn
+    except ImportError:
+        return None
+    torch.set_num_threads(2)
+    p = model.params
+    c1, c2, f1 = p["conv1.weight"].shape[0], p["conv2.weight"].shape[0], p["fc1.weight"].shape[0]
+    net = nn.Sequential(nn.Conv2d(1, c1, 3), nn.ReLU(), nn.Conv2d(c1, c2, 3), nn.ReLU(),
+                        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(c2 * 144, f1), nn.ReLU(),
+                        nn.Linear(f1, 10)).eval()
+    names = ["conv1", None, "conv2", None, None, None, "fc1", None, "fc2"]
+    with torch.no_grad():
+        for layer, name in zip(net, names, strict=True):
+            if name is not None:
+                layer.weight.copy_(torch.from_numpy(p[f"{name}.weight"]))
+                layer.bias.copy_(torch.from_numpy(p[f"{name}.bias"]))
+    return net
+
+
 def bench_thinning(repeats, batch):
     from tinyprune.nn import lecture_net
     from tinyprune.prune.masked import set_masks_
@@ -77,12 +116,21 @@ def bench_thinning(repeats, batch):
     thin, _ = thin_model(model)
     x = np.random.default_rng(1).random((batch, 1, 28, 28), dtype=np.float32)
     np.testing.assert_allclose(thin.forward(x), model.forward(x), rtol=1e-4, atol=1e-4)
-    dense_ms = _median_ms(lambda: model.forward(x), repeats)
-    thin_ms = _median_ms(lambda: thin.forward(x), repeats)
+    dense_ms, thin_ms = _alternating_ms(lambda: model.forward(x), lambda: thin.forward(x), repeats)
     macs_dense = sum(model.macs().values())
     macs_thin = sum(thin.macs().values())
     speedup = dense_ms / thin_ms
     mac_reduction = macs_dense / macs_thin
+    peer = {}
+    t_dense, t_thin = _torch_net(model), _torch_net(thin)
+    if t_dense is not None:
+        import torch
+        tx = torch.from_numpy(x)
+        with torch.no_grad():
+            np.testing.assert_allclose(t_thin(tx).numpy(), thin.forward(x), rtol=1e-3, atol=1e-3)
+            td, tt = _alternating_ms(lambda: t_dense(tx), lambda: t_thin(tx), repeats)
+        peer = {"torch_dense_ms": td, "torch_thin_ms": tt, "torch_speedup": td / tt,
+                "torch_thinning_speedup_vs_mac_ratio": td / tt / mac_reduction}
     return {
         "batch": batch,
         "dense_ms": dense_ms,
@@ -95,6 +143,7 @@ def bench_thinning(repeats, batch):
         "params_dense": model.num_parameters(),
         "params_thin": thin.num_parameters(),
         "masked_model_macs_remaining": sparsity_report(model)["total"]["macs_remaining"],
+        **peer,
     }
 
 
@@ -132,6 +181,9 @@ def main(argv=None):
               "nm_matmul": bench_nm_matmul(repeats)}
     result["mask_max_ms"] = max(result["mask_ms"].values())
     result["thinning_speedup_vs_mac_ratio"] = result["thinning"]["thinning_speedup_vs_mac_ratio"]
+    if "torch_thinning_speedup_vs_mac_ratio" in result["thinning"]:
+        result["torch_thinning_speedup_vs_mac_ratio"] = (
+            result["thinning"]["torch_thinning_speedup_vs_mac_ratio"])
     if limiter is not None:
         limiter.restore_original_limits()
     if args.json:
@@ -145,6 +197,10 @@ def main(argv=None):
     print(f"  dense {t['dense_ms']:.2f} ms, thin {t['thin_ms']:.2f} ms, speed-up "
           f"{t['speedup']:.2f}x, MAC reduction {t['mac_reduction']:.2f}x, ratio "
           f"{t['thinning_speedup_vs_mac_ratio']:.2f}")
+    if "torch_speedup" in t:
+        print(f"  torch (same networks): dense {t['torch_dense_ms']:.2f} ms, thin "
+              f"{t['torch_thin_ms']:.2f} ms, speed-up {t['torch_speedup']:.2f}x, ratio "
+              f"{t['torch_thinning_speedup_vs_mac_ratio']:.2f}")
     n = result["nm_matmul"]
     print(f"2:4 matmul on fc1 (batch 64): dense {n['dense_ms']:.2f} ms, compressed "
           f"{n['nm_ms']:.2f} ms ({n['nm_over_dense']:.1f}x dense), bytes {n['dense_bytes']:,} -> "

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tinyprune.nn import Sequential, build_model, lecture_net, lenet5, lenet_300_100
+from tinyprune.nn.layers import Flatten, MaxPool2d, ReLU
 
 
 def _rows(summary):
@@ -145,3 +146,66 @@ def test_copy_is_independent_and_equal():
     c.params["fc1.weight"][0, 0] = 123.0
     c.masks["fc1.weight"][0, 0] = False
     assert m.params["fc1.weight"][0, 0] != 123.0 and m.masks["fc1.weight"][0, 0]
+
+
+# --------------------------------------------------------------- ReLU -> MaxPool2d run swapped
+
+
+def _run(model, x, dout, fuse):
+    model.fuse_relu_pool = fuse
+    out = model.forward(x, train=True)
+    dx = model.backward(dout)
+    return out, dx, {k: g.copy() for k, g in model.grads.items()}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_pool_swap_gives_identical_outputs_and_gradients(dtype):
+    m = lecture_net(seed=3).set_dtype(dtype)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 1, 28, 28)).astype(dtype)
+    dout = rng.standard_normal((5, 10)).astype(dtype)
+    for layer in m.layers.values():  # no dropout: both runs must see the same network
+        if hasattr(layer, "p"):
+            layer.p = 0.0
+    out_a, dx_a, g_a = _run(m, x, dout, True)
+    out_b, dx_b, g_b = _run(m, x, dout, False)
+    np.testing.assert_array_equal(out_a, out_b)  # bit for bit, not just close
+    np.testing.assert_array_equal(dx_a, dx_b)
+    for k in g_b:
+        np.testing.assert_array_equal(g_a[k], g_b[k], err_msg=k)
+
+
+def test_relu_pool_swap_is_exact_with_ties_and_negative_windows():
+    """Windows that are all negative, all zero, or with tied positive maxima."""
+    x = np.array([[[[-1.0, -2.0, 0.0, 0.0, 3.0, 3.0],
+                    [-3.0, -0.5, 0.0, 0.0, 1.0, 3.0],
+                    [2.0, 2.0, -1.0, 5.0, 0.0, -0.0],
+                    [2.0, 1.0, 5.0, 5.0, -0.0, 0.0]]]])  # (1, 1, 4, 6)
+    dout = np.arange(1.0, 7.0).reshape(1, 6)
+    layers = [("relu", ReLU()), ("pool", MaxPool2d(2)), ("pool2", MaxPool2d(1)),
+              ("flatten", Flatten())]
+    m = Sequential(layers, input_shape=(1, 4, 6))
+    assert [type(v).__name__ for v in m.execution_order()] == [
+        "MaxPool2d", "MaxPool2d", "ReLU", "Flatten"]  # the ReLU moves past both pools
+    out_a, dx_a, _ = _run(m, x, dout, True)
+    out_b, dx_b, _ = _run(m, x, dout, False)
+    np.testing.assert_array_equal(out_a, out_b)
+    np.testing.assert_array_equal(dx_a, dx_b)
+    np.testing.assert_array_equal(out_a, [[0.0, 0.0, 3.0, 2.0, 5.0, 0.0]])
+    expected = np.zeros((4, 6))
+    expected[0, 4] = 3.0  # first of the tied 3s
+    expected[2, 0] = 4.0  # first of the tied 2s
+    expected[2, 3] = 5.0  # first of the tied 5s
+    np.testing.assert_array_equal(dx_a[0, 0], expected)
+
+
+def test_execution_order_swaps_only_relu_then_pool():
+    m = lecture_net(seed=0)
+    names = {id(v): k for k, v in m.layers.items()}
+    order = [names[id(v)] for v in m.execution_order()]
+    assert order == ["conv1", "relu1", "conv2", "pool", "relu2", "dropout1", "flatten", "fc1",
+                     "relu3", "dropout2", "fc2"]
+    assert list(m.layers) == ["conv1", "relu1", "conv2", "relu2", "pool", "dropout1", "flatten",
+                              "fc1", "relu3", "dropout2", "fc2"]  # the lecture's order is kept
+    m.fuse_relu_pool = False
+    assert [names[id(v)] for v in m.execution_order()] == list(m.layers)
