@@ -141,8 +141,8 @@ class Sequential:
     #: unchanged), so the output is the same, and so is every gradient: when a window's maximum is
     #: positive, it sits at the same (first) position in ``x`` and in ``relu(x)`` and the ReLU
     #: passes it; when it is not, the ReLU stops the window's gradient in both orders. The ReLU
-    #: then works on a pooled, 4x smaller activation. Set to False to run the layers exactly as
-    #: listed (the caches of the two layers then hold the unpooled activation).
+    #: then works on the pooled activation (4x smaller for 2x2 windows). Set to False to run the
+    #: layers exactly as listed (the caches of the two layers then hold the unpooled activation).
     fuse_relu_pool: bool = True
 
     def execution_order(self) -> list[Module]:
