@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from tinyprune.nn import Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, lecture_net
+from tinyprune.nn import functional as F
 from tinyprune.nn.gradcheck import numerical_gradient, relative_error
 from tinyprune.nn.layers import layer_from_spec
 
@@ -230,3 +231,26 @@ def test_layer_spec_round_trip():
             {k: v.shape for k, v in layer.params.items()}
     with pytest.raises(ValueError, match="unknown layer type"):
         layer_from_spec({"type": "Conv3d"})
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, perm", [
+    ((4, 26, 26, 32), (0, 3, 1, 2)),  # channels-last memory behind an NCHW view
+    ((4, 5, 6, 70), (0, 1, 2, 3)),  # C-contiguous
+    ((1, 1, 9, 80), (0, 1, 2, 3)),  # leading axes of size 1
+    ((3, 1, 100), (1, 0, 2)),  # size-1 axis moved first
+    ((0, 5, 70), (0, 1, 2)),  # empty batch
+    ((2, 200), (1, 0)),  # transposed matrix
+])
+def test_relu_forward_matches_maximum_in_any_layout(shape, perm, dtype):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal(shape).astype(dtype).transpose(perm)
+    if x.size:
+        x.flat[0] = np.nan  # propagates, as np.maximum does
+        x.flat[-1] = 0.0
+    out, cache = F.relu_forward(x)
+    assert out.dtype == dtype and out.shape == x.shape and cache is out
+    assert out.strides == np.maximum(x, dtype(0)).strides  # the input's memory layout is kept
+    np.testing.assert_array_equal(out, np.maximum(x, 0))
+    strided = rng.standard_normal((4, 8, 10, 10)).astype(dtype)[:, ::2]  # not one block
+    np.testing.assert_array_equal(F.relu_forward(strided)[0], np.maximum(strided, 0))

@@ -548,8 +548,27 @@ def relu_forward(x, *, train=True):
     slower: one more pass in the forward, and a casting multiply in the backward.)
     When ``train`` is False the cache is None.
     """
-    out = np.maximum(x, x.dtype.type(0))
+    out = np.empty_like(x)  # the memory layout of x
+    rows = _memory_rows(x, out)
+    if rows is None or rows[0].shape[1] < 64:
+        np.maximum(x, x.dtype.type(0), out=out)
+    else:  # against a row of zeros, not a scalar: NumPy's SIMD loop is ~3x faster (measured)
+        np.maximum(rows[0], np.zeros(rows[0].shape[1], dtype=x.dtype), out=rows[1])
     return out, (out if train else None)
+
+
+def _memory_rows(*arrays):
+    """The arrays (same shape and layout) as 2-D C-contiguous views ``(n, rest)`` in the memory
+    order of the first one, ``n`` being its slowest axis (the batch axis of an NCHW or a
+    channels-last activation); None when one of them is not a single contiguous block."""
+    a = arrays[0]
+    if a.ndim < 2 or a.size == 0:
+        return None
+    perm = np.argsort(a.strides, kind="stable")[::-1]  # axes from slowest to fastest in memory
+    views = [b.transpose(perm) for b in arrays]
+    if not all(v.flags.c_contiguous for v in views):
+        return None
+    return [v.reshape(v.shape[0], -1) for v in views]
 
 
 def relu_backward(dout, cache):
