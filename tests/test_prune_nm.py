@@ -246,3 +246,12 @@ def test_nmsparse_errors():
         NMSparse(p.values, p.indices[..., ::-1].copy(), (2, 8), 2, 4)
     with pytest.raises(ValueError, match=r"values: expected shape \(2, 2, 2\)"):
         NMSparse(p.values[:, :1], p.indices, (2, 8), 2, 4)
+
+
+@pytest.mark.parametrize("m", [2, 3, 4, 8, 9, 12])
+def test_rank_and_argsort_paths_agree_with_the_naive_twin(m):
+    """Groups of up to 8 are ranked by pairwise comparisons, larger ones by a stable argsort."""
+    rng = np.random.default_rng(m)
+    w = rng.integers(-3, 4, size=(7, 5 * m)).astype(np.float64)  # many ties
+    for n_pruned in range(m):
+        np.testing.assert_array_equal(nm_mask(w, n_pruned, m), nm_mask_naive(w, n_pruned, m))
