@@ -209,3 +209,21 @@ def test_execution_order_swaps_only_relu_then_pool():
                               "fc1", "relu3", "dropout2", "fc2"]  # the lecture's order is kept
     m.fuse_relu_pool = False
     assert [names[id(v)] for v in m.execution_order()] == list(m.layers)
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(2, 2, 0), (3, 2, 1), (3, 1, 1), (2, 1, 1),
+                                                     (3, 3, 0)])
+def test_relu_pool_swap_is_exact_for_any_pool_geometry(kernel, stride, padding):
+    """Padded (-inf) windows, overlapping windows, and integer-valued inputs full of ties."""
+    rng = np.random.default_rng(kernel * 10 + stride + padding)
+    x = rng.integers(-2, 3, size=(3, 2, 7, 8)).astype(np.float64)  # zeros and ties everywhere
+    layers = [("relu", ReLU()), ("pool", MaxPool2d(kernel, stride, padding)),
+              ("flatten", Flatten())]
+    m = Sequential(layers, input_shape=(2, 7, 8))
+    out_shape = m.layer_shapes()[-1][2]
+    dout = rng.standard_normal((3,) + out_shape)
+    out_a, dx_a, _ = _run(m, x, dout, True)
+    out_b, dx_b, _ = _run(m, x, dout, False)
+    np.testing.assert_array_equal(out_a, out_b)
+    np.testing.assert_array_equal(dx_a, dx_b)
+    assert (dx_a[x <= 0] == 0).all()  # no gradient reaches a rectified input
