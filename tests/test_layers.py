@@ -254,3 +254,38 @@ def test_relu_forward_matches_maximum_in_any_layout(shape, perm, dtype):
     np.testing.assert_array_equal(out, np.maximum(x, 0))
     strided = rng.standard_normal((4, 8, 10, 10)).astype(dtype)[:, ::2]  # not one block
     np.testing.assert_array_equal(F.relu_forward(strided)[0], np.maximum(strided, 0))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dout_perm, out_perm", [
+    ((0, 1, 2, 3), (0, 3, 1, 2)),  # C-ordered gradient, channels-last activation (pool -> relu)
+    ((0, 3, 1, 2), (0, 1, 2, 3)),  # the other way round
+    ((0, 3, 1, 2), (0, 3, 1, 2)),  # same layout
+])
+def test_relu_backward_is_exact_across_memory_layouts(dout_perm, out_perm, dtype):
+    rng = np.random.default_rng(9)
+    nchw = (3, 4, 5, 6)
+    def in_layout(a, perm):  # an NCHW-shaped view whose memory order is `perm` of NCHW
+        inv = np.argsort(perm)
+        return np.ascontiguousarray(a.transpose(perm)).transpose(inv)
+    dout = in_layout(rng.standard_normal(nchw).astype(dtype), dout_perm)
+    out = in_layout(np.maximum(rng.standard_normal(nchw), 0).astype(dtype), out_perm)
+    out[0, 0, 0, :2] = (0.0, -0.0)
+    dout[0, 0, 0, :3] = (np.nan, -1.0, np.inf)  # NaN * 0 stays NaN, as in dout * [out > 0]
+    dx = F.relu_backward(dout, out)
+    expected = dout * (out > 0)
+    assert dx.dtype == dtype and dx.shape == nchw
+    np.testing.assert_array_equal(dx, expected)
+    assert np.array_equal(np.signbit(dx), np.signbit(expected))  # -0.0 where dout < 0 is killed
+    assert not np.shares_memory(dx, dout)
+
+
+def test_dropout_forward_is_the_same_for_any_input_layout():
+    x = np.random.default_rng(10).standard_normal((4, 6, 5, 7)).astype(np.float32)
+    x_cl = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # channels-last
+    out_c, mask_c = F.dropout_forward(x, 0.25, np.random.default_rng(3))
+    out_cl, mask_cl = F.dropout_forward(x_cl, 0.25, np.random.default_rng(3))
+    np.testing.assert_array_equal(out_cl, out_c)
+    np.testing.assert_array_equal(mask_cl, mask_c)
+    assert out_cl.flags.c_contiguous
+    np.testing.assert_array_equal(x_cl, x)  # the input is not modified
