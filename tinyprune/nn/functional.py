@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .bernoulli import keep_mask
 from .im2col import conv_output_size, fold_add, patch_view, reshape_view, to_nhwc
 from .validation import check_pair
 
@@ -595,8 +596,11 @@ def dropout_forward(x, p, rng, train=True):
     x : ndarray, any shape and memory layout
     p : float in [0, 1)
     rng : numpy.random.Generator
-        Source of the keep mask (explicit, so runs are reproducible). One uniform number is drawn
-        per entry, in C order of ``x.shape``, whatever the memory layout of ``x``.
+        Source of the keep mask (explicit, so runs are reproducible). The mask is
+        ``rng.random(x.shape, dtype=x.dtype) >= p`` (one uniform number per entry, in C order of
+        ``x.shape``, whatever the memory layout of ``x``), computed from the raw bits without
+        making the floats (:func:`~tinyprune.nn.bernoulli.keep_mask`: same mask, same final state
+        of ``rng``).
     train : bool
         When False, returns ``x`` unchanged and an empty cache.
 
@@ -608,9 +612,8 @@ def dropout_forward(x, p, rng, train=True):
     if not train or p == 0.0:
         return x, None
     dt = x.dtype
-    u = rng.random(x.shape, dtype=dt)  # C order
-    keep = u >= dt.type(p)  # (x.shape) bool
-    scale = np.multiply(keep, dt.type(1.0 / (1.0 - p)), out=u)  # reuse u: mask / (1 - p)
+    keep = keep_mask(rng, x.shape, p, dt)  # (x.shape) bool: rng.random(x.shape, dt) >= p
+    scale = np.multiply(keep, dt.type(1.0 / (1.0 - p)))  # the mask / (1 - p)
     out = np.empty(x.shape, dtype=dt)
     if x.flags.c_contiguous:
         np.multiply(x, scale, out=out)
