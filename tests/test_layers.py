@@ -289,3 +289,46 @@ def test_dropout_forward_is_the_same_for_any_input_layout():
     np.testing.assert_array_equal(mask_cl, mask_c)
     assert out_cl.flags.c_contiguous
     np.testing.assert_array_equal(x_cl, x)  # the input is not modified
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, c_in, hw, c_out, k, stride, padding", [
+    (5, 32, 26, 64, 3, 1, 0),  # the lecture's conv2
+    (3, 1, 28, 20, 5, 1, 0),  # LeNet-5's conv1 (a short patch row: the transposed unfold)
+    (4, 2, 12, 5, 2, 2, 0),  # strided
+    (7, 8, 10, 6, 3, 1, 2),  # padded
+    (1, 3, 4, 2, 3, 1, 0),  # one image, a single pooling window per channel
+])
+def test_conv_maxpool_fused_forward_equals_the_two_steps(n, c_in, hw, c_out, k, stride, padding,
+                                                        dtype):
+    """Integer-valued data: every GEMM sum is exact, so the results must agree bit for bit,
+    including which of several tied maxima gets the gradient."""
+    rng = np.random.default_rng(n * 100 + c_in)
+    x = rng.integers(-3, 4, size=(n, c_in, hw, hw)).astype(dtype)
+    w = rng.integers(-2, 3, size=(c_out, c_in, k, k)).astype(dtype)
+    b = rng.integers(-2, 3, size=c_out).astype(dtype)
+    y, conv_cache = F.conv2d_forward(x, w, b, stride, padding)
+    expected, pool_cache = F.maxpool2d_forward(y, 2)
+    out, conv_cache2, pool_cache2 = F.conv2d_maxpool2x2_forward(x, w, b, stride, padding,
+                                                                 workspace={})
+    assert out.shape == expected.shape and out.dtype == dtype
+    np.testing.assert_array_equal(out, expected)
+    assert pool_cache2[:2] == pool_cache[:2] and pool_cache2[3] == pool_cache[3]
+    for got, want in zip(pool_cache2[2], pool_cache[2], strict=True):
+        np.testing.assert_array_equal(got, want)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dy = F.maxpool2d_backward(dout, pool_cache2)
+    np.testing.assert_array_equal(dy, F.maxpool2d_backward(dout, pool_cache))
+    for got, want in zip(F.conv2d_backward(dy, conv_cache2), F.conv2d_backward(dy, conv_cache),
+                         strict=True):
+        np.testing.assert_array_equal(got, want)
+    out_inf, c1, c2 = F.conv2d_maxpool2x2_forward(x, w, None, stride, padding, train=False)
+    assert c1 is None and c2 is None
+    np.testing.assert_array_equal(out_inf, F.maxpool2d_forward(
+        F.conv2d_forward(x, w, None, stride, padding)[0], 2)[0])
+
+
+def test_conv_maxpool_fused_forward_needs_an_even_output():
+    x = np.zeros((1, 1, 6, 6), np.float32)
+    with pytest.raises(ValueError, match="even height and width, got 5x5"):
+        F.conv2d_maxpool2x2_forward(x, np.zeros((2, 1, 2, 2), np.float32), None)

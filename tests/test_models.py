@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tinyprune.nn import Sequential, build_model, lecture_net, lenet5, lenet_300_100
-from tinyprune.nn.layers import Flatten, MaxPool2d, ReLU
+from tinyprune.nn.layers import Conv2d, Flatten, MaxPool2d, ReLU
 
 
 def _rows(summary):
@@ -167,6 +167,7 @@ def test_relu_pool_swap_gives_identical_outputs_and_gradients(dtype):
     for layer in m.layers.values():  # no dropout: both runs must see the same network
         if hasattr(layer, "p"):
             layer.p = 0.0
+    m.fuse_conv_pool = False  # (tested below: it rounds the convolution differently)
     out_a, dx_a, g_a = _run(m, x, dout, True)
     out_b, dx_b, g_b = _run(m, x, dout, False)
     np.testing.assert_array_equal(out_a, out_b)  # bit for bit, not just close
@@ -227,3 +228,87 @@ def test_relu_pool_swap_is_exact_for_any_pool_geometry(kernel, stride, padding):
     np.testing.assert_array_equal(out_a, out_b)
     np.testing.assert_array_equal(dx_a, dx_b)
     assert (dx_a[x <= 0] == 0).all()  # no gradient reaches a rectified input
+
+
+# ------------------------------------------------------ Conv2d -> MaxPool2d run as one pass
+
+
+def _integer_valued(model, seed):
+    """Small integer weights: every sum in the network is exact, whatever its order."""
+    rng = np.random.default_rng(seed)
+    for p in model.params.values():
+        p[...] = rng.integers(-2, 3, size=p.shape)
+    for layer in model.layers.values():  # no dropout: every run sees the same network
+        if hasattr(layer, "p"):
+            layer.p = 0.0
+    return model
+
+
+def _run_fused(model, x, dout, fuse):
+    model.fuse_conv_pool = fuse
+    out = model.forward(x, train=True)
+    dx = model.backward(dout)
+    return out, dx, {k: g.copy() for k, g in model.grads.items()}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("make", [lecture_net, lenet5])
+def test_conv_pool_fusion_is_exact_on_integer_valued_data(make, dtype):
+    m = _integer_valued(make(seed=1).set_dtype(dtype), seed=2)
+    rng = np.random.default_rng(3)
+    x = rng.integers(-2, 3, size=(4, 1, 28, 28)).astype(dtype)  # ties in every pool window
+    dout = rng.integers(-3, 4, size=(4, 10)).astype(dtype)
+    out_a, dx_a, g_a = _run_fused(m, x, dout, True)
+    out_b, dx_b, g_b = _run_fused(m, x, dout, False)
+    np.testing.assert_array_equal(out_a, out_b)
+    np.testing.assert_array_equal(dx_a, dx_b)
+    for k in g_b:
+        np.testing.assert_array_equal(g_a[k], g_b[k], err_msg=k)
+    m.fuse_conv_pool = True
+    np.testing.assert_array_equal(m.forward(x), out_b)  # inference mode too
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 1e-5), (np.float64, 1e-12)])
+def test_conv_pool_fusion_matches_the_two_layers_on_random_data(dtype, rtol):
+    m = lecture_net(seed=4).set_dtype(dtype)
+    for layer in m.layers.values():
+        if hasattr(layer, "p"):
+            layer.p = 0.0
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, 1, 28, 28)).astype(dtype)
+    dout = rng.standard_normal((6, 10)).astype(dtype)
+    out_a, dx_a, g_a = _run_fused(m, x, dout, True)
+    out_b, dx_b, g_b = _run_fused(m, x, dout, False)
+    np.testing.assert_allclose(out_a, out_b, rtol=rtol, atol=rtol * np.abs(out_b).max())
+    np.testing.assert_allclose(dx_a, dx_b, rtol=rtol, atol=rtol * np.abs(dx_b).max())
+    for k in g_b:
+        np.testing.assert_allclose(g_a[k], g_b[k], rtol=rtol, atol=rtol * np.abs(g_b[k]).max(),
+                                   err_msg=k)
+
+
+def test_conv_pool_fusion_runs_only_where_it_applies(monkeypatch):
+    calls = []
+    original = Conv2d.forward_pooled
+
+    def counted(self, x, pool, train=False):
+        calls.append((self.name, pool.name))
+        return original(self, x, pool, train)
+
+    monkeypatch.setattr(Conv2d, "forward_pooled", counted)
+    m = lenet5(seed=0)
+    m.forward(np.zeros((2, 1, 28, 28), np.float32))
+    assert calls == [("conv1", "pool1"), ("conv2", "pool2")]
+    calls.clear()
+    m.fuse_conv_pool = False
+    m.forward(np.zeros((2, 1, 28, 28), np.float32))
+    assert calls == []
+    odd = Sequential([("conv", Conv2d(1, 2, 2)), ("pool", MaxPool2d(2)), ("flat", Flatten())],
+                     input_shape=(1, 6, 6))  # a 5x5 convolution output: not fused
+    wide = Sequential([("conv", Conv2d(1, 2, 3)), ("pool", MaxPool2d(3)), ("flat", Flatten())],
+                      input_shape=(1, 8, 8))  # a 3x3 pool: not fused
+    for model, shape in ((odd, (1, 1, 6, 6)), (wide, (1, 1, 8, 8))):
+        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        ref = model.layers["pool"].forward(model.layers["conv"].forward(x))
+        np.testing.assert_array_equal(model.forward(x), ref.reshape(1, -1))
+    assert calls == []
+

@@ -115,14 +115,19 @@ class _Unfolder:
     when a patch row is too short for an efficient copy (``KW*C_in < 16``, e.g. a first layer on
     grey images), its transpose ``(K (+1), rows)``, filled with runs along the image width; the
     GEMMs then take ``cols.T``. ``matrix(cc)`` always gives the ``(rows, K (+1))`` view.
+
+    With ``parity=True`` (even ``W_out``) the rows of an image are ordered ``(h, w % 2, w // 2)``
+    instead of ``(h, w)``: even output columns first, then odd ones (see
+    :func:`conv2d_maxpool2x2_forward`).
     """
 
-    def __init__(self, xp, kernel_size, stride, out_hw, has_bias, step, workspace):
+    def __init__(self, xp, kernel_size, stride, out_hw, has_bias, step, workspace, parity=False):
         self.xp, self.kernel_size, self.stride, self.out_hw = xp, kernel_size, stride, out_hw
         kh, kw = kernel_size
         n, c = xp.shape[0], xp.shape[3]
+        h_out, w_out = out_hw
         self.k = kh * kw * c
-        self.m = out_hw[0] * out_hw[1]  # rows per image
+        self.m = h_out * w_out  # rows per image
         self.transposed = kw * c < 16
         kb = self.k + has_bias
         rows = min(n, step) * self.m
@@ -130,23 +135,30 @@ class _Unfolder:
         self.buf = _buffer(workspace, "colsT" if self.transposed else "cols", shape, xp.dtype)
         if has_bias:  # the column of ones; the unfold never overwrites it
             (self.buf[self.k] if self.transposed else self.buf[:, self.k])[...] = 1
-        self.patches = patch_view(xp, kernel_size, stride, out_hw)  # (N, H_out, W_out, KH, KW, C)
+        patches = patch_view(xp, kernel_size, stride, out_hw)  # (N, H_out, W_out, KH, KW, C)
+        self.row_shape = (h_out, w_out)
+        if parity:
+            self.row_shape = (h_out, 2, w_out // 2)
+            patches = patches.reshape(n, h_out, w_out // 2, 2, kh, kw, c).transpose(
+                0, 1, 3, 2, 4, 5, 6)  # (N, H_out, 2, W_out/2, KH, KW, C)
         if self.transposed:
-            self.patches = self.patches.transpose(3, 4, 5, 0, 1, 2)  # (KH, KW, C, N, H_out, W_out)
+            r = len(self.row_shape)
+            patches = patches.transpose(*range(r + 1, r + 4), 0, *range(1, r + 1))
+            # (KH, KW, C, N, *row_shape)
+        self.patches = patches
 
     def cols(self, n0, n1):
         rows = (n1 - n0) * self.m
-        h_out, w_out = self.out_hw
         kh, kw = self.kernel_size
         c = self.xp.shape[3]
         if self.transposed:
             cc = self.buf[:, :rows]  # (K (+1), rows)
-            dst = reshape_view(cc[:self.k], (kh, kw, c, n1 - n0, h_out, w_out))
-            dst[...] = self.patches[:, :, :, n0:n1]  # (KH, KW, C, n, H_out, W_out)
+            dst = reshape_view(cc[:self.k], (kh, kw, c, n1 - n0, *self.row_shape))
+            dst[...] = self.patches[:, :, :, n0:n1]  # (KH, KW, C, n, *row_shape)
             return cc
         cc = self.buf[:rows]  # (rows, K (+1))
-        dst = reshape_view(cc[:, :self.k], (n1 - n0, h_out, w_out, kh, kw, c))
-        dst[...] = self.patches[n0:n1]  # (n, H_out, W_out, KH, KW, C): one copy
+        dst = reshape_view(cc[:, :self.k], (n1 - n0, *self.row_shape, kh, kw, c))
+        dst[...] = self.patches[n0:n1]  # (n, *row_shape, KH, KW, C): one copy
         return cc
 
     def matrix(self, cc):
@@ -159,6 +171,16 @@ def _conv_setup(x_shape, w, stride, padding):
     h_out = conv_output_size(h, kh, stride, padding)
     w_out = conv_output_size(wd, kw, stride, padding)
     return n, c_in, h, wd, c_out, kh, kw, h_out, w_out
+
+
+def _channels_last_padded(x, padding, workspace):
+    """``x`` (N, C, H, W) as a channels-last padded array: a view when it already is one."""
+    n, c, h, w = x.shape
+    xt = x.transpose(0, 2, 3, 1)  # (N, H, W, C) view
+    if padding == 0 and xt.flags.c_contiguous:
+        return xt  # already channels-last: no copy
+    shape = (n, h + 2 * padding, w + 2 * padding, c)
+    return to_nhwc(x, padding, out=_buffer(workspace, "xpad", shape, x.dtype))
 
 
 def conv2d_forward(x, w, b, stride=1, padding=0, *, train=True, workspace=None):
@@ -196,12 +218,7 @@ def conv2d_forward(x, w, b, stride=1, padding=0, *, train=True, workspace=None):
     n, c_in, h, wd, c_out, kh, kw, h_out, w_out = _conv_setup(x.shape, w, stride, padding)
     dt = x.dtype
     wmat = _weight_matrix(w, b)  # (K (+1), C_out)
-    xt = x.transpose(0, 2, 3, 1)  # (N, H, W, C_in) view
-    if padding == 0 and xt.flags.c_contiguous:
-        xp = xt  # already channels-last: no copy
-    else:
-        shape = (n, h + 2 * padding, wd + 2 * padding, c_in)
-        xp = to_nhwc(x, padding, out=_buffer(workspace, "xpad", shape, dt))  # (N, H_pad, W_pad, C)
+    xp = _channels_last_padded(x, padding, workspace)  # (N, H_pad, W_pad, C_in)
     m = h_out * w_out  # output positions (GEMM rows) per image
     step = _images_per_chunk(m * wmat.shape[0] * dt.itemsize)
     unfold = _Unfolder(xp, (kh, kw), stride, (h_out, w_out), b is not None, step, workspace)
@@ -213,6 +230,72 @@ def conv2d_forward(x, w, b, stride=1, padding=0, *, train=True, workspace=None):
     out = out.reshape(n, h_out, w_out, c_out).transpose(0, 3, 1, 2)  # (N, C_out, H_out, W_out)
     cache = (x.shape, xp, w, b is not None, stride, padding) if train else None
     return out, cache
+
+
+def conv2d_maxpool2x2_forward(x, w, b, stride=1, padding=0, *, train=True, workspace=None):
+    """A convolution followed by a 2x2 / stride-2 max-pool, without storing the convolution output.
+
+    Computes what :func:`conv2d_forward` followed by :func:`maxpool2d_forward` (``kernel_size=2``)
+    computes, one batch chunk at a time: each chunk's GEMM result is pooled while it is still in
+    cache. The GEMM rows of an image are ordered ``(h, w % 2, w // 2)`` (even output columns,
+    then odd ones), so the four members of each pooling window, ``(2i, 2j)``, ``(2i, 2j+1)``,
+    ``(2i+1, 2j)`` and ``(2i+1, 2j+1)``, sit in four blocks of ``W_out/2 * C_out`` consecutive
+    numbers: the pooling runs on long contiguous rows instead of 2-element windows.
+
+    The result equals the two-step one up to float rounding inside the GEMM (BLAS may round a row
+    differently at another position in the matrix); with integer-valued inputs and weights it is
+    identical, ties included (tested). The max-pool keeps PyTorch's tie rule (first maximum in
+    row-major window order).
+
+    Parameters
+    ----------
+    x, w, b, stride, padding, train, workspace
+        As :func:`conv2d_forward`. ``H_out`` and ``W_out`` of the convolution must be even.
+
+    Returns
+    -------
+    out : ndarray (N, C_out, H_out/2, W_out/2), a channels-last view
+    conv_cache, pool_cache : tuples for :func:`conv2d_backward` and :func:`maxpool2d_backward`
+        (None when ``train`` is False)
+    """
+    n, c_in, h, wd, c_out, kh, kw, h_out, w_out = _conv_setup(x.shape, w, stride, padding)
+    if h_out % 2 or w_out % 2:
+        raise ValueError(f"conv2d_maxpool2x2_forward: the convolution output must have even "
+                         f"height and width, got {h_out}x{w_out}")
+    dt = x.dtype
+    wmat = _weight_matrix(w, b)  # (K (+1), C_out)
+    xp = _channels_last_padded(x, padding, workspace)  # (N, H_pad, W_pad, C_in)
+    m = h_out * w_out
+    step = _images_per_chunk(m * wmat.shape[0] * dt.itemsize)
+    unfold = _Unfolder(xp, (kh, kw), stride, (h_out, w_out), b is not None, step, workspace,
+                       parity=True)
+    hp, wq = h_out // 2, w_out // 2
+    y = _buffer(workspace, "convout", (min(n, step) * m, c_out), dt)  # one chunk's conv output
+    out = np.empty((n, hp, wq, c_out), dtype=dt)  # (N, H_out/2, W_out/2, C_out)
+    bits = tuple(np.empty(out.shape, dtype=bool) for _ in range(3)) if train else None
+    top = np.empty((min(n, step), hp, wq, c_out), dtype=dt)  # scratch
+    bottom = np.empty_like(top)
+    for n0 in range(0, n, step):
+        n1 = min(n, n0 + step)
+        cc = unfold.cols(n0, n1)
+        yc = y[:(n1 - n0) * m]
+        np.matmul(unfold.matrix(cc), wmat, out=yc)  # (rows, C_out), rows (n, h, w % 2, w // 2)
+        y6 = yc.reshape(n1 - n0, hp, 2, 2, wq, c_out)  # (n, i, row in window, w % 2, j, C_out)
+        p00, p01 = y6[:, :, 0, 0], y6[:, :, 0, 1]  # (n, H_out/2, W_out/2, C_out) each
+        p10, p11 = y6[:, :, 1, 0], y6[:, :, 1, 1]
+        t, bt = top[:n1 - n0], bottom[:n1 - n0]
+        np.maximum(p00, p01, out=t)  # max of the top row of each window
+        np.maximum(p10, p11, out=bt)  # max of the bottom row
+        np.maximum(t, bt, out=out[n0:n1])
+        if train:  # as _maxpool2x2_forward: ">=" keeps the first of equal values
+            np.greater_equal(t, bt, out=bits[0][n0:n1])
+            np.greater_equal(p00, p01, out=bits[1][n0:n1])
+            np.greater_equal(p10, p11, out=bits[2][n0:n1])
+    if not train:
+        return out.transpose(0, 3, 1, 2), None, None
+    conv_cache = (x.shape, xp, w, b is not None, stride, padding)
+    pool_cache = ((n, c_out, h_out, w_out), "2x2", bits, (2, 2, 2, 0))
+    return out.transpose(0, 3, 1, 2), conv_cache, pool_cache
 
 
 def conv2d_backward(dout, cache, need_dx=True, *, workspace=None):

@@ -163,6 +163,25 @@ class Conv2d(Module):
         self._cache = cache
         return out
 
+    def forward_pooled(self, x, pool, train=False):
+        """This convolution and then ``pool`` (a 2x2 / stride-2 :class:`MaxPool2d`) in one pass
+        (:func:`~tinyprune.nn.functional.conv2d_maxpool2x2_forward`): the convolution output is
+        never stored. Both layers keep their caches, so their ``backward`` work as usual."""
+        self._check_input(x, 4)
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"{self.name} (Conv2d): expected {self.in_channels} input channels "
+                             f"(N, {self.in_channels}, H, W), got shape {x.shape}")
+        pool.output_shape(self.output_shape(x.shape[1:]))
+        if not pool.fusable_after(self.output_shape(x.shape[1:])):
+            raise ValueError(f"{self.name} (Conv2d): cannot fuse {pool.name} {pool!r} "
+                             f"(needs a 2x2 / stride-2 max-pool on an even-sized output)")
+        self._cache = pool._cache = None  # the workspace is about to be overwritten
+        out, cache, pool_cache = F.conv2d_maxpool2x2_forward(
+            x, self.params["weight"], self.params.get("bias"), self.stride, self.padding,
+            train=train, workspace=self._workspace)
+        self._cache, pool._cache = cache, pool_cache
+        return out
+
     def backward(self, dout, need_dx=True):
         dx, dw, db = F.conv2d_backward(dout, self._cached(), need_dx, workspace=self._workspace)
         self.grads["weight"] = dw
@@ -213,6 +232,13 @@ class MaxPool2d(Module):
 
     def backward(self, dout, need_dx=True):
         return F.maxpool2d_backward(dout, self._cached())
+
+    def fusable_after(self, in_shape) -> bool:
+        """Whether :meth:`Conv2d.forward_pooled` can run this pool on a ``(C, H, W)`` input:
+        2x2 windows, stride 2, no padding, even ``H`` and ``W``."""
+        _, h, w = in_shape
+        return (self.kernel_size == (2, 2) and self.stride == 2 and self.padding == 0
+                and h % 2 == 0 and w % 2 == 0)
 
     def output_shape(self, in_shape):
         c, h, w = in_shape

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layers import MaxPool2d, Module, ReLU, layer_from_spec
+from .layers import Conv2d, MaxPool2d, Module, ReLU, layer_from_spec
 from .validation import FLOAT_DTYPES, check_float_array
 
 SPEC_FORMAT = "tinyprune.Sequential/1"
@@ -132,8 +132,28 @@ class Sequential:
         step = self.inference_chunk
         if not train and step and x.shape[0] > step:
             return self._forward_in_chunks(x, int(step))
-        for layer in self.execution_order():
-            x = layer.forward(x, train=train)
+        return self._run(x, train)
+
+    #: Run a ``Conv2d`` directly followed (in :meth:`execution_order`) by a 2x2 / stride-2
+    #: ``MaxPool2d`` as one fused pass (:meth:`Conv2d.forward_pooled`): the convolution output is
+    #: pooled chunk by chunk while in cache, and never stored. The result is the same up to float
+    #: rounding inside the convolution's matrix product (identical for integer-valued data); the
+    #: backward pass is unchanged. Set to False to run the two layers separately.
+    fuse_conv_pool: bool = True
+
+    def _run(self, x, train):
+        order = self.execution_order()
+        k = 0
+        while k < len(order):
+            layer = order[k]
+            if (self.fuse_conv_pool and k + 1 < len(order) and type(layer) is Conv2d
+                    and type(order[k + 1]) is MaxPool2d and x.ndim == 4
+                    and order[k + 1].fusable_after(layer.output_shape(x.shape[1:]))):
+                x = layer.forward_pooled(x, order[k + 1], train=train)
+                k += 2
+            else:
+                x = layer.forward(x, train=train)
+                k += 1
         return x
 
     #: Run a ``ReLU`` that is directly followed by a ``MaxPool2d`` *after* the pooling. Max-pooling
@@ -168,9 +188,7 @@ class Sequential:
     def _forward_in_chunks(self, x, step):
         out = None
         for i in range(0, x.shape[0], step):
-            h = x[i:i + step]
-            for layer in self.execution_order():
-                h = layer.forward(h, train=False)
+            h = self._run(x[i:i + step], train=False)
             if out is None:
                 out = np.empty((x.shape[0],) + h.shape[1:], dtype=h.dtype)  # (N, n_outputs)
             out[i:i + step] = h
