@@ -312,3 +312,68 @@ def test_conv_pool_fusion_runs_only_where_it_applies(monkeypatch):
         np.testing.assert_array_equal(model.forward(x), ref.reshape(1, -1))
     assert calls == []
 
+
+
+# ------------------------------------------- ReLU backward inside the next Conv2d's backward
+
+
+def _grads_with(model, x, dout, fuse, need_input_grad=True):
+    model.fuse_conv_relu = fuse
+    model.forward(x, train=True)
+    dx = model.backward(dout, need_input_grad=need_input_grad)
+    return dx, {k: g.copy() for k, g in model.grads.items()}
+
+
+def _same(a, b):
+    dx_a, g_a = a
+    dx_b, g_b = b
+    if dx_b is None:
+        assert dx_a is None
+    else:
+        np.testing.assert_array_equal(dx_a, dx_b)
+    assert g_a.keys() == g_b.keys()
+    for k in g_b:
+        np.testing.assert_array_equal(g_a[k], g_b[k], err_msg=k)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("make", [lecture_net, lenet5])
+def test_conv_relu_backward_fusion_is_bit_identical(make, dtype):
+    m = make(seed=6).set_dtype(dtype)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((5, 1, 28, 28)).astype(dtype)
+    dout = rng.standard_normal((5, 10)).astype(dtype)
+    for layer in m.layers.values():
+        if hasattr(layer, "p"):
+            layer.p = 0.0
+    for need in (True, False):
+        _same(_grads_with(m, x, dout, True, need), _grads_with(m, x, dout, False, need))
+
+
+@pytest.mark.parametrize("stride, padding", [(1, 0), (1, 2), (2, 1)])
+def test_conv_relu_backward_fusion_for_any_geometry_and_layout(stride, padding, monkeypatch):
+    """Padded and strided convolutions (both input-gradient kernels), and a ReLU output that is
+    C-ordered NCHW (a ReLU on the network's input) rather than channels-last."""
+    layers = [("relu0", ReLU()), ("conv", Conv2d(3, 4, 3, stride, padding, rng=1)),
+              ("relu", ReLU()), ("conv2", Conv2d(4, 2, 3, 1, 1, rng=2)), ("flat", Flatten())]
+    m = Sequential(layers, input_shape=(3, 9, 9)).set_dtype(np.float64)
+    rng = np.random.default_rng(stride * 10 + padding)
+    x = rng.integers(-2, 3, size=(4, 3, 9, 9)).astype(np.float64)  # zeros: the mask's edge
+    dout = rng.standard_normal((4,) + m.layer_shapes()[-1][2])
+    calls = []
+    original = Conv2d.backward
+
+    def counted(self, d, need_dx=True, relu=None):
+        calls.append((self.name, None if relu is None else relu.name))
+        return original(self, d, need_dx, relu)
+
+    monkeypatch.setattr(Conv2d, "backward", counted)
+    fused = _grads_with(m, x, dout, True)
+    assert calls == [("conv2", "relu"), ("conv", "relu0")]
+    calls.clear()
+    _same(fused, _grads_with(m, x, dout, False))
+    assert calls == [("conv2", None), ("conv", None)]
+    calls.clear()
+    _same(_grads_with(m, x, dout, True, False), _grads_with(m, x, dout, False, False))
+    assert calls[0] == ("conv2", "relu")  # relu0 needs no gradient: not fused, not run
+    assert ("conv", "relu0") not in calls
