@@ -298,7 +298,7 @@ def conv2d_maxpool2x2_forward(x, w, b, stride=1, padding=0, *, train=True, works
     return out.transpose(0, 3, 1, 2), conv_cache, pool_cache
 
 
-def conv2d_backward(dout, cache, need_dx=True, *, workspace=None, relu_out=None):
+def conv2d_backward(dout, cache, need_dx=True, *, workspace=None):
     """Gradients of :func:`conv2d_forward`.
 
     With ``D = dout`` laid out as ``(N*H_out*W_out, C_out)`` (channels-last rows):
@@ -315,11 +315,6 @@ def conv2d_backward(dout, cache, need_dx=True, *, workspace=None, relu_out=None)
         False skips the input gradient (the first layer of a network needs none).
     workspace : dict, optional
         Scratch buffers (``"cols"``, ``"dcols"``, ``"dgrid"``).
-    relu_out : ndarray (N, C_in, H, W), optional
-        When this convolution's input is the output of a ReLU: ``dx`` is then the gradient with
-        respect to the ReLU's *input*, ``dx * [relu_out > 0]``, exactly what
-        :func:`relu_backward` would return, applied to each batch chunk of ``dx`` as soon as it
-        is complete (while it is in cache) instead of in a separate pass.
 
     Returns
     -------
@@ -348,26 +343,16 @@ def conv2d_backward(dout, cache, need_dx=True, *, workspace=None, relu_out=None)
     if need_dx:
         wk = np.ascontiguousarray(w.transpose(2, 3, 0, 1)).reshape(kh * kw, c_out, c_in)
         conv_input_grad = _conv_input_grad_stride1 if stride == 1 else _conv_input_grad
-        p = padding
-        finish = None
-        if relu_out is not None:
-            on = relu_out.transpose(0, 2, 3, 1)  # (N, H, W, C_in) view
-
-            def finish(dxp, n0, n1):  # images n0:n1 of dxp are final: apply the ReLU's mask
-                inner = dxp[n0:n1, p:p + h, p:p + wd]  # (n, H, W, C_in) view
-                mask = _buffer(workspace, "relumask", inner.shape, np.bool_)  # C order: the
-                np.greater(on[n0:n1], 0, out=mask)  # multiply below never mixes two layouts
-                np.multiply(inner, mask, out=inner)
         dxp = conv_input_grad(d, wk, (n, h + 2 * padding, wd + 2 * padding, c_in), (kh, kw),
-                              stride, (h_out, w_out), workspace, finish)  # (N, H_pad, W_pad, C_in)
+                              stride, (h_out, w_out), workspace)  # (N, H_pad, W_pad, C_in)
+        p = padding
         dx = dxp[:, p:p + h, p:p + wd].transpose(0, 3, 1, 2)  # (N, C_in, H, W) view
     return dx, dw, db
 
 
-def _conv_input_grad(d, wk, pad_shape, kernel_size, stride, out_hw, workspace, finish=None):
+def _conv_input_grad(d, wk, pad_shape, kernel_size, stride, out_hw, workspace):
     """``col2im(D W_mat^T)`` for any stride: per chunk of images, one batched GEMM gives the
-    block ``D W[:, :, i, j]`` of every kernel offset, and :func:`fold_add` adds them in place.
-    ``finish(dxp, n0, n1)``, when given, is called as soon as images ``n0:n1`` are complete."""
+    block ``D W[:, :, i, j]`` of every kernel offset, and :func:`fold_add` adds them in place."""
     n, _, _, c_in = pad_shape
     kk = kernel_size[0] * kernel_size[1]
     m = out_hw[0] * out_hw[1]
@@ -381,13 +366,10 @@ def _conv_input_grad(d, wk, pad_shape, kernel_size, stride, out_hw, workspace, f
         dxc = dxp[n0:n1]
         dxc.fill(0)
         fold_add(bl.reshape(kk, n1 - n0, out_hw[0], out_hw[1], c_in), dxc, kernel_size, stride)
-        if finish is not None:
-            finish(dxp, n0, n1)
     return dxp
 
 
-def _conv_input_grad_stride1(d, wk, pad_shape, kernel_size, stride, out_hw, workspace,
-                             finish=None):
+def _conv_input_grad_stride1(d, wk, pad_shape, kernel_size, stride, out_hw, workspace):
     """Stride-1 version of :func:`_conv_input_grad` whose scatter-adds are contiguous.
 
     Each image's output gradient is laid on a grid as wide as the padded input (``W_pad``
@@ -430,8 +412,6 @@ def _conv_input_grad_stride1(d, wk, pad_shape, kernel_size, stride, out_hw, work
         for k in range(1, kh * kw):  # loop over the kernel offsets only
             dst = targets[n0:n1, k // kw, k % kw]  # (b, grid*C_in)
             np.add(dst, bl[k].reshape(b, g * c_in), out=dst)
-        if finish is not None:  # images n0:n1 are final (later chunks write past them only)
-            finish(dxp, n0, n1)
     return dxp
 
 

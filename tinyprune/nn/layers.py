@@ -182,12 +182,8 @@ class Conv2d(Module):
         self._cache, pool._cache = cache, pool_cache
         return out
 
-    def backward(self, dout, need_dx=True, relu=None):
-        """Gradients; with ``relu`` (the :class:`ReLU` whose output was this layer's input) the
-        returned ``dx`` already went through that ReLU's backward (fused, same result)."""
-        relu_out = None if relu is None or not need_dx else relu._cached()
-        dx, dw, db = F.conv2d_backward(dout, self._cached(), need_dx, workspace=self._workspace,
-                                       relu_out=relu_out)
+    def backward(self, dout, need_dx=True):
+        dx, dw, db = F.conv2d_backward(dout, self._cached(), need_dx, workspace=self._workspace)
         self.grads["weight"] = dw
         if db is not None:
             self.grads["bias"] = db

@@ -204,22 +204,9 @@ class Sequential:
             first = 0
         else:  # no layer below the first one with parameters needs its input gradient
             first = next((k for k, layer in enumerate(layers) if layer.params), len(layers))
-        k = len(layers) - 1
-        while k >= first:
-            layer, need_dx = layers[k], need_input_grad or k > first
-            if (self.fuse_conv_relu and need_dx and k - 1 >= first and type(layer) is Conv2d
-                    and type(layers[k - 1]) is ReLU):
-                dout = layer.backward(dout, need_dx=True, relu=layers[k - 1])  # both layers
-                k -= 2
-            else:
-                dout = layer.backward(dout, need_dx=need_dx)
-                k -= 1
+        for k in range(len(layers) - 1, first - 1, -1):
+            dout = layers[k].backward(dout, need_dx=need_input_grad or k > first)
         return dout if need_input_grad else None
-
-    #: In :meth:`backward`, apply the backward of a ``ReLU`` that directly precedes a ``Conv2d``
-    #: inside the convolution's input-gradient loop, to each batch chunk while it is in cache
-    #: (``Conv2d.backward(..., relu=...)``): bit-identical to running the ReLU's backward after it.
-    fuse_conv_relu: bool = True
 
     def zero_grad(self) -> None:
         for layer in self.layers.values():
