@@ -151,22 +151,32 @@ def test_copy_is_independent_and_equal():
 # --------------------------------------------------------------- ReLU -> MaxPool2d run swapped
 
 
-def _run(model, x, dout, fuse):
-    model.fuse_relu_pool = fuse
+def _run(model, x, dout, fuse=None, **flags):
+    """Forward (training mode) and backward with ``model.fuse_relu_pool = fuse`` (or the given
+    ``fuse_*`` flags); returns the output, the input gradient and a copy of the gradients."""
+    if fuse is not None:
+        flags["fuse_relu_pool"] = fuse
+    for name, value in flags.items():
+        setattr(model, name, value)
     out = model.forward(x, train=True)
     dx = model.backward(dout)
     return out, dx, {k: g.copy() for k, g in model.grads.items()}
 
 
+def _no_dropout(model):
+    """Every run must see the same network."""
+    for layer in model.layers.values():
+        if hasattr(layer, "p"):
+            layer.p = 0.0
+    return model
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_relu_pool_swap_gives_identical_outputs_and_gradients(dtype):
-    m = lecture_net(seed=3).set_dtype(dtype)
+    m = _no_dropout(lecture_net(seed=3).set_dtype(dtype))
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5, 1, 28, 28)).astype(dtype)
     dout = rng.standard_normal((5, 10)).astype(dtype)
-    for layer in m.layers.values():  # no dropout: both runs must see the same network
-        if hasattr(layer, "p"):
-            layer.p = 0.0
     m.fuse_conv_pool = False  # (tested below: it rounds the convolution differently)
     out_a, dx_a, g_a = _run(m, x, dout, True)
     out_b, dx_b, g_b = _run(m, x, dout, False)
@@ -238,17 +248,7 @@ def _integer_valued(model, seed):
     rng = np.random.default_rng(seed)
     for p in model.params.values():
         p[...] = rng.integers(-2, 3, size=p.shape)
-    for layer in model.layers.values():  # no dropout: every run sees the same network
-        if hasattr(layer, "p"):
-            layer.p = 0.0
-    return model
-
-
-def _run_fused(model, x, dout, fuse):
-    model.fuse_conv_pool = fuse
-    out = model.forward(x, train=True)
-    dx = model.backward(dout)
-    return out, dx, {k: g.copy() for k, g in model.grads.items()}
+    return _no_dropout(model)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -258,8 +258,8 @@ def test_conv_pool_fusion_is_exact_on_integer_valued_data(make, dtype):
     rng = np.random.default_rng(3)
     x = rng.integers(-2, 3, size=(4, 1, 28, 28)).astype(dtype)  # ties in every pool window
     dout = rng.integers(-3, 4, size=(4, 10)).astype(dtype)
-    out_a, dx_a, g_a = _run_fused(m, x, dout, True)
-    out_b, dx_b, g_b = _run_fused(m, x, dout, False)
+    out_a, dx_a, g_a = _run(m, x, dout, fuse_conv_pool=True)
+    out_b, dx_b, g_b = _run(m, x, dout, fuse_conv_pool=False)
     np.testing.assert_array_equal(out_a, out_b)
     np.testing.assert_array_equal(dx_a, dx_b)
     for k in g_b:
@@ -270,15 +270,12 @@ def test_conv_pool_fusion_is_exact_on_integer_valued_data(make, dtype):
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float32, 1e-5), (np.float64, 1e-12)])
 def test_conv_pool_fusion_matches_the_two_layers_on_random_data(dtype, rtol):
-    m = lecture_net(seed=4).set_dtype(dtype)
-    for layer in m.layers.values():
-        if hasattr(layer, "p"):
-            layer.p = 0.0
+    m = _no_dropout(lecture_net(seed=4).set_dtype(dtype))
     rng = np.random.default_rng(5)
     x = rng.standard_normal((6, 1, 28, 28)).astype(dtype)
     dout = rng.standard_normal((6, 10)).astype(dtype)
-    out_a, dx_a, g_a = _run_fused(m, x, dout, True)
-    out_b, dx_b, g_b = _run_fused(m, x, dout, False)
+    out_a, dx_a, g_a = _run(m, x, dout, fuse_conv_pool=True)
+    out_b, dx_b, g_b = _run(m, x, dout, fuse_conv_pool=False)
     np.testing.assert_allclose(out_a, out_b, rtol=rtol, atol=rtol * np.abs(out_b).max())
     np.testing.assert_allclose(dx_a, dx_b, rtol=rtol, atol=rtol * np.abs(dx_b).max())
     for k in g_b:

@@ -283,14 +283,8 @@ def conv2d_maxpool2x2_forward(x, w, b, stride=1, padding=0, *, train=True, works
         y6 = yc.reshape(n1 - n0, hp, 2, 2, wq, c_out)  # (n, i, row in window, w % 2, j, C_out)
         p00, p01 = y6[:, :, 0, 0], y6[:, :, 0, 1]  # (n, H_out/2, W_out/2, C_out) each
         p10, p11 = y6[:, :, 1, 0], y6[:, :, 1, 1]
-        t, bt = top[:n1 - n0], bottom[:n1 - n0]
-        np.maximum(p00, p01, out=t)  # max of the top row of each window
-        np.maximum(p10, p11, out=bt)  # max of the bottom row
-        np.maximum(t, bt, out=out[n0:n1])
-        if train:  # as _maxpool2x2_forward: ">=" keeps the first of equal values
-            np.greater_equal(t, bt, out=bits[0][n0:n1])
-            np.greater_equal(p00, p01, out=bits[1][n0:n1])
-            np.greater_equal(p10, p11, out=bits[2][n0:n1])
+        _max_of_window((p00, p01, p10, p11), out[n0:n1],
+                       bits and [a[n0:n1] for a in bits], top[:n1 - n0], bottom[:n1 - n0])
     if not train:
         return out.transpose(0, 3, 1, 2), None, None
     conv_cache = (x.shape, xp, w, b is not None, stride, padding)
@@ -517,16 +511,25 @@ def _maxpool2x2_forward(xt, h_out, w_out, train):
                           (n1 - n0, h_out, 2, w_out, 2, c))  # (n, H_out, 2, W_out, 2, C): windows
         p00, p01 = x6[:, :, 0, :, 0], x6[:, :, 0, :, 1]  # (n, H_out, W_out, C) each
         p10, p11 = x6[:, :, 1, :, 0], x6[:, :, 1, :, 1]
-        t, b = top[:n1 - n0], bottom[:n1 - n0]
-        np.maximum(p00, p01, out=t)  # max of the top row of each window
-        np.maximum(p10, p11, out=b)  # max of the bottom row
-        np.maximum(t, b, out=out[n0:n1])
-        if train:  # which side won each comparison; ">=" keeps the first of equal values
-            np.greater_equal(t, b, out=bits[0][n0:n1])
-            np.greater_equal(p00, p01, out=bits[1][n0:n1])
-            np.greater_equal(p10, p11, out=bits[2][n0:n1])
+        _max_of_window((p00, p01, p10, p11), out[n0:n1],
+                       bits and [a[n0:n1] for a in bits], top[:n1 - n0], bottom[:n1 - n0])
     cache = (tuple(xt.transpose(0, 3, 1, 2).shape), "2x2", bits, (2, 2, 2, 0)) if train else None
     return out.transpose(0, 3, 1, 2), cache
+
+
+def _max_of_window(members, out, bits, top, bottom):
+    """``out`` = the maximum of the four members ``(p00, p01, p10, p11)`` of each 2x2 window
+    (arrays of one shape); ``bits`` (three bool arrays, or None) record which side won each
+    comparison, ``>=`` keeping the first of equal values: top row over bottom row, left over
+    right in the top row, left over right in the bottom row. ``top``/``bottom`` are scratch."""
+    p00, p01, p10, p11 = members
+    np.maximum(p00, p01, out=top)  # max of the top row of each window
+    np.maximum(p10, p11, out=bottom)  # max of the bottom row
+    np.maximum(top, bottom, out=out)
+    if bits:
+        np.greater_equal(top, bottom, out=bits[0])
+        np.greater_equal(p00, p01, out=bits[1])
+        np.greater_equal(p10, p11, out=bits[2])
 
 
 def _maxpool2x2_backward(d, x_shape, bits):

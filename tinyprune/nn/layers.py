@@ -171,8 +171,9 @@ class Conv2d(Module):
         if x.shape[1] != self.in_channels:
             raise ValueError(f"{self.name} (Conv2d): expected {self.in_channels} input channels "
                              f"(N, {self.in_channels}, H, W), got shape {x.shape}")
-        pool.output_shape(self.output_shape(x.shape[1:]))
-        if not pool.fusable_after(self.output_shape(x.shape[1:])):
+        conv_shape = self.output_shape(x.shape[1:])  # (C_out, H_out, W_out)
+        pool.output_shape(conv_shape)
+        if not pool.fusable_after(conv_shape):
             raise ValueError(f"{self.name} (Conv2d): cannot fuse {pool.name} {pool!r} "
                              f"(needs a 2x2 / stride-2 max-pool on an even-sized output)")
         self._cache = pool._cache = None  # the workspace is about to be overwritten
