@@ -68,3 +68,19 @@ def test_dropout_mask_is_unchanged_by_the_raw_bit_path():
     expected_scale = (u >= np.float32(0.4)) * np.float32(1 / 0.6)
     np.testing.assert_array_equal(scale, expected_scale)
     np.testing.assert_array_equal(out, x * expected_scale)
+
+
+def test_keep_mask_rejects_bad_input():
+    rng = np.random.default_rng(0)
+    with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
+        keep_mask(np.random.RandomState(0), (3,), 0.5)
+    for p in (-0.1, 1.0, float("nan")):
+        with pytest.raises(ValueError, match="keep_mask: p: expected a probability in"):
+            keep_mask(rng, (3,), p)
+    with pytest.raises(TypeError, match="float32 or float64, got int32"):
+        keep_mask(rng, (3,), 0.5, np.int32)
+    with pytest.raises(ValueError, match="shape entry: expected an integer >= 0, got -1"):
+        keep_mask(rng, (2, -1), 0.5)
+    with pytest.raises(TypeError, match="shape entry: expected an integer"):
+        keep_mask(rng, (2.5,), 0.5)
+    assert keep_mask(rng, 4, 0.0).tolist() == [True] * 4  # an int shape, as rng.random takes

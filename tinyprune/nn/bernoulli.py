@@ -16,9 +16,12 @@ and ``PCG64DXSM``. Any other generator takes the plain float draw.
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 
 import numpy as np
+
+from .validation import check_int, check_probability
 
 _FAST = (np.random.PCG64, np.random.PCG64DXSM)
 _BITS = {np.dtype(np.float32): 24, np.dtype(np.float64): 53}  # mantissa bits of a uniform draw
@@ -30,7 +33,7 @@ def keep_mask(rng, shape, p, dtype=np.float32):
     Parameters
     ----------
     rng : numpy.random.Generator
-    shape : tuple of int
+    shape : int or tuple of int
     p : float in [0, 1)
         Drop probability (compared in ``dtype``, as the float draw would be).
     dtype : float32 or float64
@@ -40,15 +43,29 @@ def keep_mask(rng, shape, p, dtype=np.float32):
     -------
     keep : ndarray of bool, shape ``shape``
 
+    Raises
+    ------
+    TypeError
+        ``rng`` is not a Generator, ``dtype`` is not float32/float64, a shape entry is not an int.
+    ValueError
+        ``p`` is outside [0, 1) or NaN, a shape entry is negative.
+
     Notes
     -----
     With ``b`` mantissa bits (24 or 53), ``u = k * 2**-b`` for the integer ``k`` = the top ``b``
     bits of a raw word ``r``, so ``u >= p`` iff ``k >= ceil(p * 2**b)`` iff
     ``r >= ceil(p * 2**b) << (w - b)`` for a ``w``-bit word.
     """
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"keep_mask: rng must be a numpy.random.Generator, got {rng!r}")
+    p = check_probability(p, "keep_mask: p")
+    shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
+    shape = tuple(check_int(s, "keep_mask: shape entry", minimum=0) for s in shape)
     dt = np.dtype(dtype)
+    if dt not in _BITS:
+        raise TypeError(f"keep_mask: dtype must be float32 or float64, got {dt}")
     bg = rng.bit_generator
-    if type(bg) not in _FAST or sys.byteorder != "little" or dt not in _BITS:
+    if type(bg) not in _FAST or sys.byteorder != "little":
         return rng.random(shape, dtype=dt) >= dt.type(p)
     bits = _BITS[dt]
     k = math.ceil(float(dt.type(p)) * 2.0 ** bits)  # exact: p * 2**b is a float64 product of
