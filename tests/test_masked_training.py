@@ -7,8 +7,8 @@ import pytest
 from tinyprune.nn import lenet_300_100
 from tinyprune.nn.optim import SGD, Adam
 from tinyprune.nn.train import fit
+from tinyprune.nn.masks import zero_pruned_
 from tinyprune.prune.masked import (
-    MaskedTraining,
     apply_masks_,
     check_masks,
     remove_masks_,
@@ -48,16 +48,44 @@ def test_pruned_weights_stay_exactly_zero_for_100_steps(make_opt):
                 assert np.all(state[~mask] == 0.0), f"{name} {key}"
 
 
-def test_explicit_callback_enforces_other_masks():
+def test_adam_with_eps_zero_is_refused_with_masks():
     rng = np.random.default_rng(1)
     x, y = toy_data(rng, n=64)
     model = lenet_300_100(seed=1)
-    masks = random_masks(model, rng, keep=0.5)
-    opt = SGD(model.params, lr=0.1, momentum=0.9)
-    fit(model, x, y, optimizer=opt, epochs=2, batch_size=16, rng=0, progress=False,
-        callbacks=[MaskedTraining(masks)])
-    for name, mask in masks.items():
-        assert np.all(model.params[name][~mask] == 0.0)
+    set_masks_(model, random_masks(model, rng, keep=0.5))
+    before = {k: v.copy() for k, v in model.params.items()}
+    with pytest.raises(ValueError, match="eps"):
+        fit(model, x, y, optimizer=Adam(model.params, lr=1e-3, eps=0.0), epochs=1,
+            batch_size=16, rng=0, progress=False)
+    for k, v in model.params.items():  # refused before any step
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_pruned_entries_are_positive_zero_even_from_negative_or_nan_values():
+    a = np.array([-3.0, np.nan, 2.0, -np.inf, -0.0], dtype=np.float32)
+    keep = np.array([False, False, True, False, True])
+    zero_pruned_(a, keep)
+    assert a[2] == 2.0 and np.signbit(a[4])  # kept entries untouched (-0.0 stays)
+    for i in (0, 1, 3):
+        assert a[i] == 0.0 and not np.signbit(a[i])
+
+
+def test_a_mask_set_before_fit_is_applied_once_per_step_by_the_optimizer():
+    # The one mechanism: fit passes model.masks to optimizer.step; nothing else masks gradients.
+    rng = np.random.default_rng(4)
+    x, y = toy_data(rng, n=32)
+    model = lenet_300_100(seed=2)
+    set_masks_(model, random_masks(model, rng, keep=0.5))
+    calls = []
+
+    class Spy(SGD):
+        def step(self, grads, masks=None):
+            calls.append(masks)
+            super().step(grads, masks=masks)
+
+    fit(model, x, y, optimizer=Spy(model.params, lr=0.1), epochs=1, batch_size=8, rng=0,
+        progress=False)
+    assert len(calls) == 4 and all(m is model.masks for m in calls)
 
 
 def test_set_masks_is_monotone_unless_reset():

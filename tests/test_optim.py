@@ -119,11 +119,10 @@ def test_masked_optimizer_keeps_pruned_weights_exactly_zero(make):
     opt = make(params)
     for _ in range(3):  # build up momentum / moments before pruning
         opt.step({k: rng.standard_normal(v.shape).astype(np.float32) for k, v in params.items()})
-    opt.masks = {"w": mask}
     for _ in range(100):
         grads = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in params.items()}
         g_w = grads["w"].copy()
-        opt.step(grads)
+        opt.step(grads, masks={"w": mask})
         np.testing.assert_array_equal(grads["w"], g_w)  # incoming grads untouched
         assert np.all(params["w"][~mask] == 0.0)
         for arr in opt.state["w"].values():
@@ -133,25 +132,20 @@ def test_masked_optimizer_keeps_pruned_weights_exactly_zero(make):
     assert np.all(params["b"] != 0.0)
 
 
-def test_masks_kept_by_reference_and_validated():
+def test_step_masks_are_validated():
     params, grads_seq = _problem()
     opt = SGD(params, lr=0.1)
-    live = {}
-    opt.masks = live
-    live["fc1.weight"] = np.zeros((4, 3), dtype=bool)  # added later, still honoured
-    opt.step(grads_seq[0])
+    opt.step(grads_seq[0], masks={"fc1.weight": np.zeros((4, 3), dtype=bool)})
     assert np.all(params["fc1.weight"] == 0.0)
     with pytest.raises(ValueError, match="nope"):
-        opt.masks = {"nope": np.ones(3, dtype=bool)}
+        opt.step(grads_seq[1], masks={"nope": np.ones(3, dtype=bool)})
     with pytest.raises(TypeError, match="bool"):
-        opt.masks = {"fc1.bias": np.ones(4)}
+        opt.step(grads_seq[1], masks={"fc1.bias": np.ones(4)})
     with pytest.raises(ValueError, match=r"\(4,\)"):
-        opt.masks = {"fc1.bias": np.ones(5, dtype=bool)}
-    live["fc1.bias"] = np.ones(5, dtype=bool)  # invalid entry added behind our back
-    with pytest.raises(ValueError, match="fc1.bias"):
-        opt.step(grads_seq[1])
-    opt.masks = None
-    opt.step(grads_seq[1])
+        opt.step(grads_seq[1], masks={"fc1.bias": np.ones(5, dtype=bool)})
+    with pytest.raises(TypeError, match="dict"):
+        opt.step(grads_seq[1], masks=[np.ones(4, dtype=bool)])
+    opt.step(grads_seq[1])  # no masks: a plain step
 
 
 def test_zero_state():

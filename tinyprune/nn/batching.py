@@ -34,8 +34,8 @@ def _as_rng(rng, shuffle: bool) -> np.random.Generator | None:
 
 def iterate_minibatches(
     X: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool = True, rng=None,
-    drop_last: bool = False,
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    drop_last: bool = False, return_index: bool = False,
+) -> Iterator[tuple[np.ndarray, ...]]:
     """Yield ``(xb, yb)`` mini-batches covering ``X`` and ``y`` once (one epoch).
 
     Parameters
@@ -54,6 +54,8 @@ def iterate_minibatches(
         pass one Generator across epochs to get a new order each epoch.
     drop_last : bool
         Skip the final batch when it has fewer than ``batch_size`` samples.
+    return_index : bool
+        Also yield the positions of the batch's samples in ``X`` (a third item).
 
     Yields
     ------
@@ -61,6 +63,8 @@ def iterate_minibatches(
         Shape (B, ...): a view of ``X`` when ``shuffle`` is False, a copy otherwise.
     yb : numpy.ndarray
         Shape (B, ...), matching ``xb``.
+    index : numpy.ndarray of int64, shape (B,)
+        Only with ``return_index``: ``X[index]`` equals ``xb``.
 
     Raises
     ------
@@ -86,20 +90,24 @@ def iterate_minibatches(
         raise TypeError(f"batch_size: expected an int, got {batch_size!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size: expected an int >= 1, got {batch_size}")
-    for name, flag in (("shuffle", shuffle), ("drop_last", drop_last)):
+    for name, flag in (("shuffle", shuffle), ("drop_last", drop_last),
+                       ("return_index", return_index)):
         if not isinstance(flag, (bool, np.bool_)):
             raise TypeError(f"{name}: expected a bool, got {flag!r}")
     gen = _as_rng(rng, bool(shuffle))
     order = gen.permutation(X.shape[0]) if shuffle else None
-    return _batches(X, y, int(batch_size), order, bool(drop_last))
+    return _batches(X, y, int(batch_size), order, bool(drop_last), bool(return_index))
 
 
-def _batches(X, y, batch_size, order, drop_last):
+def _batches(X, y, batch_size, order, drop_last, return_index):
     n = X.shape[0]
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
+        end = min(start + batch_size, n)
         if order is None:
-            yield X[start:start + batch_size], y[start:start + batch_size]
+            batch = X[start:end], y[start:end]  # views
+            idx = np.arange(start, end, dtype=np.int64) if return_index else None
         else:
-            idx = order[start:start + batch_size]  # (B,)
-            yield X[idx], y[idx]
+            idx = order[start:end]  # (B,)
+            batch = X[idx], y[idx]
+        yield (*batch, idx) if return_index else batch

@@ -7,12 +7,44 @@ every error. Shapes and initialisation follow PyTorch (``nn.Linear``, ``nn.Conv2
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from . import functional as F
 from .im2col import conv_output_size
 from .init import uniform_fan_in
+from .registry import Registry
+from .transforms import WeightTransform
 from .validation import as_generator, check_float_array, check_int, check_pair, check_probability
+
+#: The layer types specs and checkpoints can name (see :func:`register_layer`).
+LAYERS = Registry("layer")
+
+
+def register_layer(cls: type) -> type:
+    """Class decorator: make a :class:`Module` subclass buildable from its spec, so models that
+    contain it round-trip through :meth:`Sequential.spec` / ``from_spec`` and checkpoints.
+
+    The class needs a :meth:`Module.spec` that returns its constructor's arguments (plus
+    ``"type"``) and, if its constructor does not take them as keyword arguments, its own
+    :meth:`Module.from_spec`. Its parameters are saved and loaded by name like any other.
+
+    Examples
+    --------
+    >>> @register_layer
+    ... class Scale(Module):
+    ...     def __init__(self, n):
+    ...         super().__init__()
+    ...         self.n = n
+    ...         self.params["weight"] = np.ones(n, dtype=np.float32)
+    ...         self.grads["weight"] = np.zeros(n, dtype=np.float32)
+    ...     def spec(self):
+    ...         return {"type": "Scale", "n": self.n}
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Module)):
+        raise TypeError(f"register_layer: expected a Module subclass, got {cls!r}")
+    return LAYERS.register(cls)
 
 
 class Module:
@@ -24,13 +56,87 @@ class Module:
         Set by the container (``"conv1"``); used in error messages.
     params, grads : dict[str, ndarray]
         Same keys and shapes; every :meth:`backward` *replaces* ``grads`` (no accumulation).
+    transforms : dict[str, WeightTransform]
+        Weight transforms by parameter name (see :mod:`tinyprune.nn.transforms`): the layer
+        computes with ``transforms[name].forward(params[name])`` and ``grads[name]`` is the
+        gradient mapped back through the transform. Only layers whose ``supports_transforms``
+        is True (Linear, Conv2d) accept them.
     """
+
+    #: Whether :meth:`set_transform` may be used (the layer's kernels read
+    #: :meth:`effective_param` and map gradients with :meth:`param_grad`).
+    supports_transforms = False
 
     def __init__(self):
         self.name = type(self).__name__
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        self.transforms: dict[str, WeightTransform] = {}
+        self._transform_caches: dict[str, object] = {}
         self._cache = None
+
+    @classmethod
+    def from_spec(cls, spec: dict, *, rng=None, dtype=np.float32) -> Module:
+        """Build the layer from :meth:`spec` output: the spec's entries (``"type"`` and
+        ``"module"`` aside) are the constructor's keyword arguments; ``rng`` and ``dtype`` are
+        passed when the constructor accepts them."""
+        kwargs = {k: v for k, v in spec.items() if k not in ("type", "module")}
+        accepted = inspect.signature(cls).parameters
+        if "rng" in accepted:
+            kwargs["rng"] = rng
+        if "dtype" in accepted:
+            kwargs["dtype"] = dtype
+        return cls(**kwargs)
+
+    # -- weight transforms -----------------------------------------------------------------
+    def set_transform(self, pname: str, transform: WeightTransform | None) -> None:
+        """Compute with ``transform(params[pname])`` from now on (None removes the transform)."""
+        if pname not in self.params:
+            raise ValueError(f"{self.name}: set_transform: no parameter {pname!r}; parameters: "
+                             f"{list(self.params)}")
+        if transform is None:
+            self.transforms.pop(pname, None)
+            self._transform_caches.pop(pname, None)
+            return
+        if not self.supports_transforms:
+            raise TypeError(f"{self.name} ({type(self).__name__}) does not support weight "
+                            f"transforms")
+        if not isinstance(transform, WeightTransform):
+            raise TypeError(f"{self.name}: set_transform: expected a WeightTransform, got "
+                            f"{type(transform).__name__}")
+        self.transforms[pname] = transform
+
+    def effective_param(self, pname: str, train: bool = False) -> np.ndarray:
+        """The parameter the layer computes with: ``params[pname]`` passed through its transform
+        (if any). With ``train`` the transform's cache is kept for :meth:`param_grad`."""
+        p = self.params[pname]
+        t = self.transforms.get(pname)
+        if t is None:
+            return p
+        p_eff, cache = t.forward(p)
+        if not isinstance(p_eff, np.ndarray) or p_eff.shape != p.shape or p_eff.dtype != p.dtype:
+            got = (getattr(p_eff, "shape", None), getattr(p_eff, "dtype", type(p_eff).__name__))
+            raise ValueError(f"{self.name}: transform {t!r} of {pname!r} must return an array "
+                             f"of shape {p.shape} and dtype {p.dtype}, got {got}")
+        self._transform_caches[pname] = cache if train else None
+        return p_eff
+
+    def param_grad(self, pname: str, d_eff: np.ndarray) -> np.ndarray:
+        """``dL/dparams[pname]`` from ``dL/d(effective parameter)``, through the transform."""
+        t = self.transforms.get(pname)
+        if t is None:
+            return d_eff
+        return t.backward(d_eff, self._transform_caches.get(pname))
+
+    def _weight_and_bias(self, train):
+        """``(W_eff, b_eff or None)`` for the kernels of a layer with a weight and a bias."""
+        b = self.effective_param("bias", train) if "bias" in self.params else None
+        return self.effective_param("weight", train), b
+
+    def _set_grads(self, dw, db):
+        self.grads["weight"] = self.param_grad("weight", dw)
+        if db is not None:
+            self.grads["bias"] = self.param_grad("bias", db)
 
     # -- interface -------------------------------------------------------------------------
     def forward(self, x, train=False):  # pragma: no cover - abstract
@@ -83,6 +189,8 @@ class Linear(Module):
     Initialised like PyTorch: ``W, b ~ U(-1/sqrt(in), 1/sqrt(in))``.
     """
 
+    supports_transforms = True
+
     def __init__(self, in_features, out_features, bias=True, *, rng=None, dtype=np.float32):
         super().__init__()
         self.in_features = check_int(in_features, "Linear: in_features", minimum=1)
@@ -99,15 +207,13 @@ class Linear(Module):
         if x.shape[1] != self.in_features:
             raise ValueError(f"{self.name} (Linear): expected input of shape (N, {self.in_features})"
                              f", got {x.shape}")
-        out, cache = F.linear_forward(x, self.params["weight"], self.params.get("bias"))
+        out, cache = F.linear_forward(x, *self._weight_and_bias(train))
         self._cache = cache if train else None
         return out
 
     def backward(self, dout, need_dx=True):
         dx, dw, db = F.linear_backward(dout, self._cached(), need_dx)
-        self.grads["weight"] = dw
-        if db is not None:
-            self.grads["bias"] = db
+        self._set_grads(dw, db)
         return dx
 
     def output_shape(self, in_shape):
@@ -131,6 +237,8 @@ class Conv2d(Module):
     :meth:`backward`.
     Initialised like PyTorch: ``W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, ``fan_in = C_in KH KW``.
     """
+
+    supports_transforms = True
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, *,
                  rng=None, dtype=np.float32):
@@ -157,8 +265,8 @@ class Conv2d(Module):
                              f"(N, {self.in_channels}, H, W), got shape {x.shape}")
         self.output_shape(x.shape[1:])  # validates that the kernel fits
         self._cache = None  # the workspace is about to be overwritten
-        out, cache = F.conv2d_forward(x, self.params["weight"], self.params.get("bias"),
-                                      self.stride, self.padding, train=train,
+        w, b = self._weight_and_bias(train)
+        out, cache = F.conv2d_forward(x, w, b, self.stride, self.padding, train=train,
                                       workspace=self._workspace)
         self._cache = cache
         return out
@@ -177,17 +285,15 @@ class Conv2d(Module):
             raise ValueError(f"{self.name} (Conv2d): cannot fuse {pool.name} {pool!r} "
                              f"(needs a 2x2 / stride-2 max-pool on an even-sized output)")
         self._cache = pool._cache = None  # the workspace is about to be overwritten
+        w, b = self._weight_and_bias(train)
         out, cache, pool_cache = F.conv2d_maxpool2x2_forward(
-            x, self.params["weight"], self.params.get("bias"), self.stride, self.padding,
-            train=train, workspace=self._workspace)
+            x, w, b, self.stride, self.padding, train=train, workspace=self._workspace)
         self._cache, pool._cache = cache, pool_cache
         return out
 
     def backward(self, dout, need_dx=True):
         dx, dw, db = F.conv2d_backward(dout, self._cached(), need_dx, workspace=self._workspace)
-        self.grads["weight"] = dw
-        if db is not None:
-            self.grads["bias"] = db
+        self._set_grads(dw, db)
         return dx
 
     def output_shape(self, in_shape):
@@ -316,22 +422,22 @@ class Flatten(Module):
         return (int(np.prod(in_shape)),)
 
 
-LAYER_TYPES = {cls.__name__: cls for cls in (Linear, Conv2d, MaxPool2d, ReLU, Dropout, Flatten)}
+for _cls in (Linear, Conv2d, MaxPool2d, ReLU, Dropout, Flatten):
+    register_layer(_cls)
 
 
 def layer_from_spec(spec: dict, *, rng=None, dtype=np.float32) -> Module:
-    """Rebuild a layer from :meth:`Module.spec` output (parameters freshly initialised)."""
+    """Rebuild a layer from :meth:`Module.spec` output (parameters freshly initialised).
+
+    The type is looked up among the registered layers (:func:`register_layer`); a spec written
+    by :class:`~tinyprune.nn.model.Sequential` also names the module that defines a type from
+    outside the engine, which is imported if needed.
+    """
     if not isinstance(spec, dict) or "type" not in spec:
         raise ValueError(f"layer spec: expected a dict with a 'type' key, got {spec!r}")
-    kind = spec["type"]
-    if kind not in LAYER_TYPES:
-        raise ValueError(f"layer spec: unknown layer type {kind!r}; known: {sorted(LAYER_TYPES)}")
-    kwargs = {k: v for k, v in spec.items() if k != "type"}
+    cls = LAYERS.get(spec["type"], spec.get("module"))
     try:
-        if kind in ("Linear", "Conv2d"):
-            return LAYER_TYPES[kind](**kwargs, rng=rng, dtype=dtype)
-        if kind == "Dropout":
-            return Dropout(**kwargs, rng=rng)
-        return LAYER_TYPES[kind](**kwargs)
+        return cls.from_spec(spec, rng=rng, dtype=dtype)
     except TypeError as exc:
-        raise ValueError(f"layer spec for {kind}: bad arguments {kwargs}: {exc}") from None
+        kwargs = {k: v for k, v in spec.items() if k not in ("type", "module")}
+        raise ValueError(f"layer spec for {spec['type']}: bad arguments {kwargs}: {exc}") from None

@@ -17,11 +17,16 @@ Reference: Goodfellow, Bengio & Courville, *Deep Learning* (2016), sections 4.1 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .validation import check_float_array
 
 __all__ = [
+    "Batch",
+    "CrossEntropyLoss",
+    "Loss",
     "cross_entropy",
     "log_softmax",
     "softmax",
@@ -141,3 +146,63 @@ def softmax_cross_entropy_backward(cache):
 def cross_entropy(logits, y) -> float:
     """Mean softmax cross-entropy of ``logits`` (N, C) against integer labels ``y`` (N,)."""
     return softmax_cross_entropy_forward(logits, y)[0]
+
+
+# ------------------------------------------------------------------ the loss hook of ``fit``
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One training mini-batch, as :func:`tinyprune.nn.train.fit` hands it to a :class:`Loss`.
+
+    Attributes
+    ----------
+    x : ndarray (B, ...)
+        The batch's inputs.
+    y : ndarray (B,), integer labels
+    index : ndarray (B,), int64
+        Positions of the batch's samples in the arrays given to ``fit`` (``X[index] == x``), so
+        a loss can look up per-sample data computed beforehand, e.g. a teacher's logits.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    index: np.ndarray
+
+
+class Loss:
+    """A training loss on the logits, as a forward/backward pair (the ``loss=`` of ``fit``).
+
+    Subclasses implement
+
+    * ``forward(logits, batch) -> (value, cache)``: ``logits`` (B, C) of the model on
+      ``batch.x``; ``value`` a Python float (the mean over the batch); ``cache`` anything
+      :meth:`backward` needs;
+    * ``backward(cache) -> dlogits``: ``d value / d logits``, an array (B, C) of the logits'
+      dtype.
+
+    Knowledge distillation is such a loss: its ``forward`` reads the teacher's logits for the
+    same images (``teacher_logits[batch.index]``, or the teacher run on ``batch.x``).
+    """
+
+    def forward(self, logits: np.ndarray, batch: Batch):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, cache) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, logits, batch):
+        return self.forward(logits, batch)[0]
+
+
+class CrossEntropyLoss(Loss):
+    """Mean softmax cross-entropy against ``batch.y`` (the default loss of ``fit``)."""
+
+    def forward(self, logits, batch):
+        return softmax_cross_entropy_forward(logits, batch.y)
+
+    def backward(self, cache):
+        return softmax_cross_entropy_backward(cache)
+
+    def __repr__(self):
+        return "CrossEntropyLoss()"

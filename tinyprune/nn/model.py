@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layers import Conv2d, MaxPool2d, Module, ReLU, layer_from_spec
+from .layers import LAYERS, Conv2d, MaxPool2d, Module, ReLU, layer_from_spec
+from .transforms import WeightTransform, transform_from_spec
 from .validation import FLOAT_DTYPES, check_float_array
 
 SPEC_FORMAT = "tinyprune.Sequential/1"
@@ -86,14 +87,34 @@ class Sequential:
         p[...] = value
 
     def copy(self) -> Sequential:
-        """An independent deep copy: same architecture, parameter values, masks and buffers
-        (fresh gradients; dropout layers get new generators seeded from 0)."""
+        """An independent deep copy: same architecture, parameter values, masks, buffers and
+        weight transforms (rebuilt from their spec and arrays); fresh gradients; dropout layers
+        get new generators seeded from 0."""
         new = Sequential.from_spec(self.spec())
         for name, value in self.params.items():
             new.set_param(name, value)
         new.masks = {k: v.copy() for k, v in self.masks.items()}
         new.buffers = {k: v.copy() for k, v in self.buffers.items()}
+        for name, t in self.transforms.items():
+            arrays = {k: np.array(v, copy=True) for k, v in t.arrays().items()}
+            new.set_transform(name, transform_from_spec(t.spec(), arrays))
         return new
+
+    # -- weight transforms (see tinyprune.nn.transforms) ----------------------------------
+    @property
+    def transforms(self) -> dict[str, WeightTransform]:
+        """Weight transforms keyed by full parameter name (``{"fc1.weight": t}``)."""
+        return {f"{ln}.{pn}": t for ln, layer in self.layers.items()
+                for pn, t in layer.transforms.items()}
+
+    def set_transform(self, full_name: str, transform: WeightTransform | None) -> None:
+        """Make ``full_name``'s layer compute with ``transform(param)`` (None removes it).
+
+        The stored parameter stays what the optimizer updates; the gradient is mapped back
+        through the transform's backward (e.g. a straight-through estimator).
+        """
+        lname, pname = self.split_name(full_name)
+        self.layers[lname].set_transform(pname, transform)
 
     def num_parameters(self) -> int:
         return int(sum(p.size for p in self.params.values()))
@@ -264,8 +285,16 @@ class Sequential:
             "name": self.name,
             "input_shape": None if self.input_shape is None else list(self.input_shape),
             "dtype": str(self.dtype),
-            "layers": [{"name": ln, **layer.spec()} for ln, layer in self.layers.items()],
+            "layers": [self._layer_spec(ln, layer) for ln, layer in self.layers.items()],
         }
+
+    @staticmethod
+    def _layer_spec(lname, layer):
+        spec = {"name": lname, **layer.spec()}
+        module = LAYERS.module_of(type(layer), "tinyprune.nn.layers")
+        if module is not None:  # a registered type from outside the engine: say where it lives
+            spec["module"] = module
+        return spec
 
     @classmethod
     def from_spec(cls, spec: dict, *, seed=0) -> Sequential:

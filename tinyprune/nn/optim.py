@@ -5,10 +5,10 @@ single-tensor, non-``maximize``, non-``amsgrad`` code paths). Parameters are upd
 the optimizer holds the model's own arrays (``model.params``), so ``opt.step(model.grads)``
 changes the model.
 
-Pruning hook: when ``opt.masks`` is set (``{name: bool array}``), :meth:`Optimizer.step`
-multiplies each incoming gradient by its mask before the update and multiplies the parameter and
-its state arrays (momentum, Adam moments) by the mask afterwards, so pruned weights stay exactly
-``0.0`` and accumulate no momentum.
+Pruning: ``opt.step(grads, masks=model.masks)`` (what :func:`tinyprune.nn.train.fit` does at
+every step) multiplies each gradient by its mask before the update and sets the pruned entries of
+the parameter and of its state arrays (momentum, Adam moments) to ``0.0`` afterwards, so pruned
+weights stay exactly ``0.0`` and accumulate no momentum (see :mod:`tinyprune.nn.masks`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numbers
 
 import numpy as np
 
+from .masks import check_masks, zero_pruned_
 from .validation import FLOAT_DTYPES
 
 __all__ = ["SGD", "Adam", "CosineAnnealingLR", "LRScheduler", "Optimizer", "StepLR"]
@@ -40,7 +41,7 @@ def _check_real(value, name, *, minimum=None, below=None, at_most=None):
 
 
 class Optimizer:
-    """Base class: holds the parameters, per-parameter state, learning rate and masks.
+    """Base class: holds the parameters, per-parameter state and the learning rate.
 
     Parameters
     ----------
@@ -58,10 +59,6 @@ class Optimizer:
         Per-parameter state keyed by full name (``state["fc1.weight"]["momentum_buffer"]``).
     lr : float
         Current learning rate (schedulers change it between epochs).
-    masks : dict[str, ndarray of bool] or None
-        Optional pruning masks (True = kept), keyed like ``params``; may cover a subset of them.
-        The dict is kept by reference (so ``opt.masks = model.masks`` follows later changes of
-        the model's masks) and re-validated at every :meth:`step`.
     """
 
     def __init__(self, params, lr):
@@ -82,7 +79,6 @@ class Optimizer:
         self.params: dict[str, np.ndarray] = dict(params)
         self.lr = lr
         self.state: dict[str, dict[str, np.ndarray]] = {name: {} for name in self.params}
-        self._masks: dict[str, np.ndarray] | None = None
         self._scratch: dict[str, np.ndarray] = {}  # one reused temporary per parameter
 
     # -- hyper-parameters ------------------------------------------------------------------
@@ -93,31 +89,6 @@ class Optimizer:
     @lr.setter
     def lr(self, value):
         self._lr = _check_real(value, f"{type(self).__name__}: lr", minimum=0.0)
-
-    @property
-    def masks(self) -> dict[str, np.ndarray] | None:
-        return self._masks
-
-    @masks.setter
-    def masks(self, masks):
-        if masks is not None:
-            self._check_masks(masks)
-        self._masks = masks  # kept by reference (e.g. the live model.masks); re-checked per step
-
-    def _check_masks(self, masks):
-        if not isinstance(masks, dict):
-            raise TypeError(f"masks: expected a dict name -> bool ndarray or None, "
-                            f"got {type(masks).__name__}")
-        for name, m in masks.items():
-            if name not in self.params:
-                raise ValueError(f"masks: unknown parameter {name!r}; parameters: "
-                                 f"{list(self.params)}")
-            if not isinstance(m, np.ndarray) or m.dtype != np.bool_:
-                what = m.dtype if isinstance(m, np.ndarray) else type(m).__name__
-                raise TypeError(f"masks[{name!r}]: expected a bool ndarray, got {what}")
-            if m.shape != self.params[name].shape:
-                raise ValueError(f"masks[{name!r}]: expected shape {self.params[name].shape}, "
-                                 f"got {m.shape}")
 
     def _check_grads(self, grads):
         if not isinstance(grads, dict):
@@ -140,26 +111,33 @@ class Optimizer:
                                 f"got {g.dtype}")
 
     # -- update ----------------------------------------------------------------------------
-    def step(self, grads) -> None:
+    def step(self, grads, masks=None) -> None:
         """Update every parameter in place from ``grads`` (not modified).
 
         Parameters
         ----------
         grads : dict[str, ndarray]
             Same keys, shapes and dtypes as ``params`` (usually ``model.grads``).
+        masks : dict[str, ndarray of bool], optional
+            Pruning masks (True = kept) keyed like ``params``, possibly a subset (usually
+            ``model.masks``). A masked parameter gets the gradient ``g * M``, and after the
+            update its pruned entries and those of its state arrays are set to exactly ``0.0``.
         """
         self._check_grads(grads)
-        masks = self._masks
         if masks is not None:
-            self._check_masks(masks)  # cheap: shapes and dtypes only
+            self.check_masks(masks)
         for name, p in self.params.items():
             mask = None if masks is None else masks.get(name)
             self._update(name, p, grads[name], mask)
             if mask is not None:
-                p *= mask
+                zero_pruned_(p, mask)
                 for arr in self.state[name].values():
                     if arr.dtype.kind == "f" and arr.shape == p.shape:
-                        arr *= mask
+                        zero_pruned_(arr, mask)
+
+    def check_masks(self, masks) -> None:
+        """Raise ValueError/TypeError if ``masks`` cannot be used with :meth:`step`."""
+        check_masks(self.params, masks)
 
     def _tmp(self, name, p):
         """The parameter's scratch array (same shape and dtype), allocated once."""
@@ -304,6 +282,15 @@ class Adam(Optimizer):
                       _check_real(betas[1], "Adam: betas[1]", minimum=0.0, below=1.0))
         self.eps = _check_real(eps, "Adam: eps", minimum=0.0)
         self.weight_decay = _check_real(weight_decay, "Adam: weight_decay", minimum=0.0)
+
+    def check_masks(self, masks) -> None:
+        """As :meth:`Optimizer.check_masks`; also refuses ``eps == 0`` with any mask: a pruned
+        weight has ``m = v = 0``, so its update ``m / (sqrt(v) + eps)`` would be ``0 / 0``."""
+        super().check_masks(masks)
+        if self.eps == 0.0 and masks:
+            raise ValueError("Adam: eps: expected eps > 0 when training with pruning masks "
+                             "(pruned weights have m = v = 0, and 0 / (0 + eps) needs eps > 0), "
+                             "got eps=0.0")
 
     def _update(self, name, p, g, mask):
         beta1, beta2 = self.betas

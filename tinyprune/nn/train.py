@@ -1,19 +1,26 @@
 """Training loop: :func:`fit`, :func:`evaluate`, :func:`predict` and the :class:`Callback` hooks.
 
-One training step on a mini-batch ``(xb, yb)``::
+One training step on a mini-batch ``batch = Batch(x, y, index)``::
 
-    logits = model.forward(xb, train=True)              # (B, C)
-    loss, cache = softmax_cross_entropy_forward(logits, yb)
-    model.backward(softmax_cross_entropy_backward(cache))
-    callbacks.on_before_step(state)                      # e.g. mask the gradients
-    optimizer.step(model.grads)
-    callbacks.on_step_end(state)                         # e.g. re-apply pruning masks
+    logits = model.forward(batch.x, train=True)          # (B, C)
+    value, cache = loss.forward(logits, batch)           # default: softmax cross-entropy
+    model.backward(loss.backward(cache))                 # fills model.grads
+    callbacks.on_before_step(state)                      # e.g. log or clip the gradients
+    optimizer.step(model.grads, masks=model.masks)       # pruned weights stay exactly 0.0
+    callbacks.on_step_end(state)                         # e.g. grow the masks (a schedule)
 
 ``backward`` *replaces* every layer's gradients (it does not accumulate into them), so no
 ``zero_grad`` is needed between steps.
 
-Callbacks are how the compression techniques plug into training (gradual pruning schedules,
-mask re-application, logging) without the engine knowing about them.
+Three hooks let the compression techniques plug into training without the loop knowing them:
+
+* ``loss=``: any :class:`~tinyprune.nn.losses.Loss` (a forward/backward pair on the logits that
+  sees the batch; knowledge distillation reads the teacher's logits for the same images);
+* ``model.masks``: pruning masks, enforced at every step on weights, gradients and optimizer
+  state (:mod:`tinyprune.nn.masks`); a callback that changes ``model.masks`` (a pruning schedule)
+  takes effect at the next step;
+* callbacks (:class:`Callback`), called at the start and end of training, of each epoch and
+  around each optimizer step.
 """
 
 from __future__ import annotations
@@ -22,10 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from .batching import iterate_minibatches
-from .losses import softmax_cross_entropy_backward, softmax_cross_entropy_forward
+from .losses import Batch, CrossEntropyLoss, Loss, softmax_cross_entropy_forward
+from .masks import zero_pruned_
 from .validation import as_generator, check_int
 
 __all__ = ["Callback", "History", "TrainState", "TrainingDivergedError", "evaluate", "fit",
@@ -155,8 +162,9 @@ def _batches(n, batch_size):
 
 
 def fit(model, X, y, *, optimizer, epochs=1, batch_size=64, rng=None, shuffle=True,
-        drop_last=False, callbacks=(), validation_data=None, progress=True, scheduler=None):
-    """Train ``model`` with mini-batch softmax cross-entropy.
+        drop_last=False, callbacks=(), validation_data=None, progress=True, scheduler=None,
+        loss=None):
+    """Train ``model`` by mini-batch gradient descent on ``loss`` (default: cross-entropy).
 
     Parameters
     ----------
@@ -179,6 +187,11 @@ def fit(model, X, y, *, optimizer, epochs=1, batch_size=64, rng=None, shuffle=Tr
         Show a tqdm bar over each epoch's batches (on stderr); False prints nothing.
     scheduler : LRScheduler, optional
         ``scheduler.step()`` is called after each epoch (after ``on_epoch_end``).
+    loss : Loss, optional
+        The training loss (:class:`~tinyprune.nn.losses.Loss`: ``forward(logits, batch)`` and
+        ``backward(cache)``); default :class:`~tinyprune.nn.losses.CrossEntropyLoss`. The
+        history's ``loss`` is this loss; ``accuracy`` and the validation metrics are always
+        measured against the labels (validation loss: cross-entropy).
 
     Returns
     -------
@@ -186,10 +199,10 @@ def fit(model, X, y, *, optimizer, epochs=1, batch_size=64, rng=None, shuffle=Tr
 
     Notes
     -----
-    Pruning masks: when the model has ``model.masks`` and ``optimizer.masks`` is None, ``fit``
-    zeroes the masked weights once and sets ``optimizer.masks = model.masks`` (the live dict) for
-    its duration, so gradients, weights and optimizer state stay masked at every step and masks
-    added by a callback during training take effect at the next step.
+    Pruning masks: ``model.masks`` is enforced. The pruned weights are zeroed when training
+    starts, and every step is ``optimizer.step(model.grads, masks=model.masks)``: gradients,
+    weights and optimizer state stay masked, and masks that a callback adds or grows during
+    training (the live ``model.masks`` dict) take effect at the next step.
 
     Raises
     ------
@@ -219,6 +232,16 @@ def fit(model, X, y, *, optimizer, epochs=1, batch_size=64, rng=None, shuffle=Tr
     if scheduler is not None and not callable(getattr(scheduler, "step", None)):
         raise TypeError(f"scheduler: expected an object with a step() method, "
                         f"got {type(scheduler).__name__}")
+    if loss is None:
+        loss = CrossEntropyLoss()
+    elif not isinstance(loss, Loss):
+        raise TypeError(f"loss: expected a tinyprune.nn.losses.Loss (forward/backward on the "
+                        f"logits), got {type(loss).__name__}")
+    masks = getattr(model, "masks", None)
+    if not isinstance(masks, dict):
+        raise TypeError(f"model.masks: expected a dict name -> bool ndarray, "
+                        f"got {type(masks).__name__}")
+    optimizer.check_masks(masks)
 
     n = X.shape[0]
     steps_per_epoch = n // batch_size if drop_last else -(-n // batch_size)
@@ -229,31 +252,35 @@ def fit(model, X, y, *, optimizer, epochs=1, batch_size=64, rng=None, shuffle=Tr
     state = TrainState(model=model, optimizer=optimizer, epochs=epochs,
                        steps_per_epoch=steps_per_epoch, history=history)
 
-    auto_masks = _enforce_model_masks(model, optimizer)
-    try:
-        _train_epochs(model, X, y, optimizer, state, callbacks, batch_size, rng, shuffle,
-                      drop_last, validation_data, progress, scheduler)
-    finally:
-        if auto_masks is not None and optimizer.masks is auto_masks:
-            optimizer.masks = None
+    params = model.params
+    for name, m in masks.items():  # pruned weights are 0.0 from the first step on
+        zero_pruned_(params[name], m)
+    _train_epochs(model, X, y, optimizer, state, callbacks, batch_size, rng, shuffle, drop_last,
+                  validation_data, progress, scheduler, loss)
     return history
 
 
-def _enforce_model_masks(model, optimizer):
-    """Keep ``model.masks`` enforced during fit: zero the pruned weights now and let the
-    optimizer mask gradients, weights and state at every step (unless it already has masks)."""
-    masks = getattr(model, "masks", None)
-    if not isinstance(masks, dict) or getattr(optimizer, "masks", False) is not None:
-        return None
-    params = model.params
-    optimizer.masks = masks  # validates; the live dict, so masks added while training count
-    for name, m in masks.items():
-        params[name] *= m
-    return masks
+def _progress_bar(progress, **kwargs):
+    """A tqdm bar, imported only when one is shown (the engine runs without tqdm)."""
+    if not progress:
+        return _NoBar()
+    from tqdm import tqdm
+    return tqdm(**kwargs)
+
+
+class _NoBar:
+    def update(self, n=1):
+        pass
+
+    def set_postfix(self, **kwargs):
+        pass
+
+    def close(self):
+        pass
 
 
 def _train_epochs(model, X, y, optimizer, state, callbacks, batch_size, rng, shuffle, drop_last,
-                  validation_data, progress, scheduler):
+                  validation_data, progress, scheduler, loss_fn):
     history, epochs, steps_per_epoch = state.history, state.epochs, state.steps_per_epoch
 
     def call(hook):
@@ -266,22 +293,22 @@ def _train_epochs(model, X, y, optimizer, state, callbacks, batch_size, rng, shu
         history.lr.append(float(getattr(optimizer, "lr", float("nan"))))
         call("on_epoch_begin")
         loss_sum, correct, seen = 0.0, 0, 0
-        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
-                   disable=not progress, unit="batch")
+        bar = _progress_bar(progress, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}",
+                            leave=False, unit="batch")
         try:
-            for xb, yb in iterate_minibatches(X, y, batch_size, shuffle=shuffle, rng=rng,
-                                              drop_last=drop_last):
+            for xb, yb, idx in iterate_minibatches(X, y, batch_size, shuffle=shuffle, rng=rng,
+                                                   drop_last=drop_last, return_index=True):
                 state.step += 1
                 logits = model.forward(xb, train=True)  # (B, C)
                 if not np.isfinite(logits).all():
                     _diverged("the logits contain NaN or infinity", state)
-                loss, cache = softmax_cross_entropy_forward(logits, yb)
+                loss, cache = loss_fn.forward(logits, Batch(xb, yb, idx))
                 if not np.isfinite(loss):
                     _diverged(f"the loss is {loss}", state)
                 state.batch_loss = loss
-                model.backward(softmax_cross_entropy_backward(cache), need_input_grad=False)
+                model.backward(loss_fn.backward(cache), need_input_grad=False)
                 call("on_before_step")
-                optimizer.step(model.grads)
+                optimizer.step(model.grads, masks=model.masks)
                 call("on_step_end")
                 b = yb.shape[0]
                 loss_sum += loss * b

@@ -13,7 +13,7 @@ from .criteria import (
     random_scores,
 )
 from .granularity import GRANULARITIES, expand_to_weight, group_reduce, set_shape
-from .masked import MaskedTraining, apply_masks_, check_masks, remove_masks_, set_masks_
+from .masked import apply_masks_, check_masks, remove_masks_, set_masks_
 from .model_pruning import prune_model
 from .nm import is_nm_compliant, nm_group_view, nm_mask, nm_mask_naive
 from .nm_storage import NMSparse
@@ -23,7 +23,6 @@ from .thinning import removable_units, thin_model
 __all__ = [
     "CRITERIA",
     "GRANULARITIES",
-    "MaskedTraining",
     "NMSparse",
     "apply_masks_",
     "check_masks",
