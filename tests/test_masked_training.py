@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from tinyprune.nn import lenet_300_100
+from tinyprune.nn.masks import zero_pruned_
 from tinyprune.nn.optim import SGD, Adam
 from tinyprune.nn.train import fit
-from tinyprune.nn.masks import zero_pruned_
 from tinyprune.prune.masked import (
     apply_masks_,
     check_masks,
