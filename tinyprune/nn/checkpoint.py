@@ -4,12 +4,13 @@ Layout of the archive (every member a plain array, so it loads with ``allow_pick
 
 ==================  ==========================================================================
 ``__spec__``        UTF-8 JSON as a 1-D uint8 array: ``{"format": "tinyprune.checkpoint",
-                    "version": 1, "model": model.spec()}``
+                    "version": 1, "model": model.spec(), "transforms": {name: spec}}``
 ``__meta__``        UTF-8 JSON as a 1-D uint8 array: the ``metadata`` dict (accuracy, dataset...)
 ``param/<name>``    each parameter (``param/conv1.weight``), dtype preserved
 ``mask/<name>``     each pruning mask (bool, the parameter's shape)
 ``buffer/<name>``   each array of ``model.buffers``
 ``extra/<key>``     any other arrays (codebooks, optimizer state...)
+``transform/<name>/<key>``  the state arrays of the weight transform of parameter ``<name>``
 ==================  ==========================================================================
 
 Writes are atomic: the archive is written to a temporary file in the target's folder, flushed to
@@ -29,6 +30,7 @@ import numpy as np
 
 from .fileio import atomic_write
 from .model import Sequential
+from .transforms import transform_from_spec
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Checkpoint", "CheckpointError", "load_checkpoint",
            "save_checkpoint"]
@@ -36,6 +38,7 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "Checkpoint", "CheckpointError", "load_ch
 FORMAT = "tinyprune.checkpoint"
 FORMAT_VERSION = 1
 _PREFIXES = ("param", "mask", "buffer", "extra")
+_TRANSFORM = "transform"
 
 
 class CheckpointError(ValueError):
@@ -142,13 +145,21 @@ def save_checkpoint(path, model, *, masks=None, extra=None, metadata=None) -> No
     if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
         raise TypeError(f"metadata: expected a dict with string keys, got {metadata!r}")
 
+    transforms = model.transforms
+    t_specs = {name: t.spec() for name, t in transforms.items()}
     arrays = {
         "__spec__": _json_bytes({"format": FORMAT, "version": FORMAT_VERSION,
-                                 "model": model.spec()}, "model.spec()"),
+                                 "model": model.spec(), "transforms": t_specs}, "model.spec()"),
         "__meta__": _json_bytes(metadata, "metadata"),
     }
     for prefix, d in zip(_PREFIXES, (params, masks, buffers, extra), strict=True):
         arrays.update({f"{prefix}/{k}": v for k, v in d.items()})
+    for name, t in transforms.items():
+        t_arrays = _array_dict(t.arrays(), f"{name} transform arrays")
+        for key in t_arrays:
+            if "/" in key:
+                raise ValueError(f"{name} transform arrays: key {key!r} must not contain '/'")
+        arrays.update({f"{_TRANSFORM}/{name}/{k}": v for k, v in t_arrays.items()})
 
     with atomic_write(path) as f:
         np.savez(f, **arrays)
@@ -241,8 +252,16 @@ def load_checkpoint(path) -> Checkpoint:
                               f"got {type(metadata).__name__}")
 
     groups: dict[str, dict[str, np.ndarray]] = {p: {} for p in _PREFIXES}
+    t_arrays: dict[str, dict[str, np.ndarray]] = {}
     for key, arr in arrays.items():
         if key in ("__spec__", "__meta__"):
+            continue
+        if key.startswith(_TRANSFORM + "/"):
+            name, sep, akey = key[len(_TRANSFORM) + 1:].rpartition("/")
+            if not sep or not name or not akey:
+                raise CheckpointError(f"{path}: bad archive member {key!r} (expected "
+                                      f"{_TRANSFORM}/<parameter>/<key>)")
+            t_arrays.setdefault(name, {})[akey] = arr
             continue
         prefix, sep, name = key.partition("/")
         if not sep or prefix not in groups or not name:
@@ -284,4 +303,24 @@ def load_checkpoint(path) -> Checkpoint:
                                   f"{params[name].shape}")
     model.masks = masks
     model.buffers = groups["buffer"]
+    _load_transforms(model, header.get("transforms", {}), t_arrays, path)
     return Checkpoint(model=model, masks=masks, extra=groups["extra"], metadata=metadata)
+
+
+def _load_transforms(model, specs, t_arrays, path):
+    """Rebuild the weight transforms recorded in the header, with their state arrays."""
+    if not isinstance(specs, dict):
+        raise CheckpointError(f"{path}: 'transforms' must be a JSON object, "
+                              f"got {type(specs).__name__}")
+    params = model.params
+    for name in t_arrays:
+        if name not in specs:
+            raise CheckpointError(f"{path}: arrays for the transform of {name!r}, which the "
+                                  f"header does not list")
+    for name, spec in specs.items():
+        if name not in params:
+            raise CheckpointError(f"{path}: transform for unknown parameter {name!r}")
+        try:
+            model.set_transform(name, transform_from_spec(spec, t_arrays.get(name, {})))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise CheckpointError(f"{path}: invalid transform for {name!r}: {exc}") from None

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .losses import cross_entropy, softmax_cross_entropy_backward, softmax_cross_entropy_forward
+from .losses import Batch, CrossEntropyLoss, Loss
 from .validation import as_generator, check_int
 
 __all__ = [
@@ -202,8 +202,9 @@ def _sample_indices(shape, max_checks, rng):
 
 
 def check_model_gradients(model, x, y, *, eps=1e-6, params=None, max_checks_per_param=None,
-                          rng=None, check_input=True):
-    """Compare back-propagated gradients of the mean softmax cross-entropy with numerical ones.
+                          rng=None, check_input=True, loss=None):
+    """Compare back-propagated gradients of a loss (default: the mean softmax cross-entropy)
+    with numerical ones.
 
     The analytic gradients come from one ``model.forward(x, train=True)`` + ``model.backward``.
     Every numerical evaluation also runs ``forward(x, train=True)``. Dropout layers draw their
@@ -227,6 +228,9 @@ def check_model_gradients(model, x, y, *, eps=1e-6, params=None, max_checks_per_
         Chooses the coordinates; ``None`` means seed 0 (deterministic).
     check_input : bool
         Also check d loss / d x under the key ``"input"``.
+    loss : Loss, optional
+        The loss to differentiate, as given to ``fit`` (:class:`~tinyprune.nn.losses.Loss`); it
+        sees ``Batch(x, y, index=arange(N))``. Default: cross-entropy.
 
     Returns
     -------
@@ -253,30 +257,35 @@ def check_model_gradients(model, x, y, *, eps=1e-6, params=None, max_checks_per_
     if max_checks_per_param is not None:
         max_checks_per_param = check_int(max_checks_per_param, "max_checks_per_param", minimum=1)
     rng = as_generator(0 if rng is None else rng)
+    if loss is None:
+        loss = CrossEntropyLoss()
+    elif not isinstance(loss, Loss):
+        raise TypeError(f"loss: expected a tinyprune.nn.losses.Loss, got {type(loss).__name__}")
     x = np.array(x, copy=True)  # perturbed below; the caller's array stays untouched
+    batch = Batch(x, y, np.arange(x.shape[0], dtype=np.int64))
 
     freeze_dropout()
     logits = model.forward(x, train=True)  # (N, C)
-    _, cache = softmax_cross_entropy_forward(logits, y)
-    dx = model.backward(softmax_cross_entropy_backward(cache))  # (N, ...)
+    _, cache = loss.forward(logits, batch)
+    dx = model.backward(loss.backward(cache))  # (N, ...)
     analytic = {name: g.copy() for name, g in model.grads.items()}
 
-    def loss(_):
+    def objective(_):
         freeze_dropout()
-        return cross_entropy(model.forward(x, train=True), y)
+        return loss.forward(model.forward(x, train=True), batch)[0]
 
     errors = {}
     for name in names:
         p = model_params[name]
         idx = _sample_indices(p.shape, max_checks_per_param, rng)
-        numeric = numerical_gradient(loss, p, eps=eps, indices=idx)
+        numeric = numerical_gradient(objective, p, eps=eps, indices=idx)
         a = analytic[name]
         if idx is not None:
             a, numeric = np.array([a[i] for i in idx]), np.array([numeric[i] for i in idx])
         errors[name] = relative_error(a, numeric)
     if check_input:
         idx = _sample_indices(x.shape, max_checks_per_param, rng)
-        numeric = numerical_gradient(loss, x, eps=eps, indices=idx)
+        numeric = numerical_gradient(objective, x, eps=eps, indices=idx)
         a = dx
         if idx is not None:
             a, numeric = np.array([a[i] for i in idx]), np.array([numeric[i] for i in idx])
