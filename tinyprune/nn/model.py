@@ -300,7 +300,9 @@ class Sequential:
     def from_spec(cls, spec: dict, *, seed=0) -> Sequential:
         """Build a freshly initialised model from :meth:`spec` output.
 
-        ``seed`` seeds the initialisation and the dropout masks (each layer gets its own stream).
+        ``seed`` seeds one generator that initialises the layers in order and then draws the
+        dropout masks, as the zoo functions do (so ``from_spec(lecture_net(seed=1).spec(),
+        seed=1)`` has the same initial weights as ``lecture_net(seed=1)``).
         """
         if not isinstance(spec, dict) or spec.get("format") != SPEC_FORMAT:
             got = spec.get("format") if isinstance(spec, dict) else type(spec).__name__
@@ -311,9 +313,9 @@ class Sequential:
         layer_specs = spec.get("layers")
         if not isinstance(layer_specs, list):
             raise ValueError("model spec: 'layers' must be a list")
-        streams = np.random.default_rng(seed).spawn(len(layer_specs))
+        rng = np.random.default_rng(seed)
         layers = []
-        for ls, rng in zip(layer_specs, streams, strict=True):
+        for ls in layer_specs:
             if not isinstance(ls, dict) or "name" not in ls:
                 raise ValueError(f"model spec: each layer needs a 'name', got {ls!r}")
             body = {k: v for k, v in ls.items() if k != "name"}
