@@ -197,18 +197,18 @@ def csr_encode_naive(w, index_bits) -> RelativeCSR:
     span = 1 << b
     values, rel, row_ptr = [], [], [0]
     for row in mat:
-        zeros = 0
+        zeros = 0  # zeros since the last stored entry (trailing zeros of a row cost nothing)
         for x in row:
             if x == 0:
                 zeros += 1
-                if zeros == span:  # b bits cannot skip more: a filler zero takes this slot
-                    values.append(0.0)
-                    rel.append(span - 1)
-                    zeros = 0
-            else:
-                values.append(x)
-                rel.append(zeros)
-                zeros = 0
+                continue
+            while zeros >= span:  # b bits cannot skip that many: a filler zero after span-1
+                values.append(0.0)
+                rel.append(span - 1)
+                zeros -= span
+            values.append(x)
+            rel.append(zeros)
+            zeros = 0
         row_ptr.append(len(values))
     return RelativeCSR(np.array(values, dtype=mat.dtype), np.array(rel, dtype=np.uint16),
                        np.array(row_ptr, dtype=np.int64), tuple(w.shape), b)
