@@ -135,6 +135,21 @@ def test_long_codes_use_the_searchsorted_path():
     np.testing.assert_array_equal(huffman_decode_naive(enc), s)
 
 
+@settings(max_examples=100, deadline=None)
+@given(s=stream(min_symbols=1), block=st.sampled_from([64, 128]))
+def test_small_blocks_many_lanes_and_merges(s, block):
+    """The block-wise chain walk with tiny blocks: many blocks, walks that merge or not."""
+    import tinyprune.size.huffman as hm
+
+    enc = huffman_encode(s)
+    old = hm._BLOCK_BITS
+    hm._BLOCK_BITS = block
+    try:
+        np.testing.assert_array_equal(huffman_decode(enc), s)
+    finally:
+        hm._BLOCK_BITS = old
+
+
 def test_many_blocks_large_stream():
     rng = np.random.default_rng(1)
     s = np.where(rng.random(300_000) < 0.7, 3, rng.integers(0, 32, size=300_000))

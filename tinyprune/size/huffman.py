@@ -25,14 +25,17 @@ largest symbol used.
 **Fast decoding without a loop per symbol** (:func:`huffman_decode`). Every bit position ``i`` of
 the stream is treated as if a code word started there:
 
-1. the next ``L`` bits (``L`` = longest code length) at every position are read at once as a
-   64-bit window; in a canonical code, the length of the word starting with window ``w`` is the
-   first length whose left-aligned upper limit exceeds ``w`` (``np.searchsorted``, or a lookup
-   table of ``2**L`` entries when ``L <= 16``). This gives ``next[i] = i + length(i)``;
+1. the next ``L`` bits (``L`` = longest code length) at every position are read at once (for
+   each bit offset inside a byte, from a 32- or 64-bit word at every byte); in a canonical code,
+   the length of the word starting with window ``w`` is the first length whose left-aligned upper
+   limit exceeds ``w`` (``np.searchsorted``, or a lookup table of ``2**L`` entries when
+   ``L <= 16``). This gives ``next[i] = i + length(i)``;
 2. the true words are the chain ``0 -> next[0] -> next[next[0]] -> ...``. The stream is cut into
-   blocks of ``S = 256`` bits; pointer jumping (``T <- T[T]``, ``log2 S`` rounds) gives, for every
-   position, the first chain position past its block's end. A loop over the *blocks* (not the
-   symbols) links the blocks: the entry of block ``b + 1`` is the exit of the entry of block ``b``;
+   blocks of ``S = 1024`` bits. The chain enters a block within its first ``L`` bits, so from each
+   of these ``L`` candidate entries the chain is followed to its exit from the block, all walks
+   in lock step; walks that meet merge (one future), so each bit position is visited at most
+   once. A loop over the *blocks* (not the symbols) links them: the entry of block ``b + 1`` is
+   the exit of the true entry of block ``b``;
 3. all blocks are then walked in lock step from their entries (``S`` rounds at most, one
    vectorized step per round over all blocks), which lists every word start in order;
 4. the symbols are read from the windows at the word starts.
@@ -54,7 +57,7 @@ __all__ = ["MAX_CODE_LENGTH", "HuffmanCode", "HuffmanEncoded", "canonical_codes"
 
 MAX_CODE_LENGTH = 57  # a 64-bit window shifted by up to 7 bits still holds 57 bits
 LENGTH_BITS = 6  # bits per code length in the stored table (lengths 0..57 < 64)
-_BLOCK_BITS = 256  # block size of the chain walk (>= MAX_CODE_LENGTH)
+_BLOCK_BITS = 1024  # block size of the chain walk (>= MAX_CODE_LENGTH)
 _TABLE_MAX_L = 16  # direct lookup table of 2**L lengths up to this L
 
 
@@ -189,15 +192,16 @@ class _Tables:
         # left-aligned upper limit of each present length's code values, increasing
         self.limits = np.array([(first[n] + int(count[n])) << (self.L - n) for n in present],
                                dtype=np.uint64)
+        self._table = None
 
     def length_of(self, win):
-        """Length of the word starting with each ``L``-bit window (uint64 array)."""
+        """Length of the word starting with each ``L``-bit window (unsigned int array)."""
         if self.L <= _TABLE_MAX_L:
-            table = self.present[np.searchsorted(self.limits, np.arange(1 << self.L,
-                                                                        dtype=np.uint64),
-                                                 side="right")]
-            return table[win.astype(np.intp)]
-        return self.present[np.searchsorted(self.limits, win, side="right")]
+            if self._table is None:  # length of every possible window
+                every = np.arange(1 << self.L, dtype=np.uint64)
+                self._table = self.present[np.searchsorted(self.limits, every, side="right")]
+            return self._table[win]
+        return self.present[np.searchsorted(self.limits, win.astype(np.uint64), side="right")]
 
     def symbol_of(self, win, length):
         """Symbol of the word of length ``length`` starting with window ``win``."""
@@ -401,50 +405,114 @@ def _check_encoded(enc):
     return n, n_bits, data, code
 
 
-def _windows(data, positions, L):
-    """The ``L`` bits starting at each bit position, as uint64 (zero bits past the end)."""
-    padded = np.zeros(data.size + 8, dtype=np.uint8)
-    padded[:data.size] = data
+def _byte_words(data, width):
+    """Big-endian ``width``-bit word starting at every byte of ``data`` (zero past the end)."""
     nb = data.size
-    word = np.zeros(nb + 1, dtype=np.uint64)  # big-endian 64-bit word at every byte
-    for k in range(8):
-        word |= padded[k:k + nb + 1].astype(np.uint64) << np.uint64(56 - 8 * k)
+    dt = np.uint32 if width == 32 else np.uint64
+    padded = np.zeros(nb + width // 8, dtype=np.uint8)
+    padded[:nb] = data
+    word = np.zeros(nb, dtype=dt)  # (nb,)
+    for k in range(width // 8):
+        word |= padded[k:k + nb].astype(dt) << dt(width - 8 - 8 * k)
+    return word
+
+
+def _windows(data, positions, L):
+    """The ``L`` bits starting at each given bit position, as uint64 (zero bits past the end)."""
+    word = _byte_words(data, 64)
     shift = (positions & 7).astype(np.uint64)
     return (word[positions >> 3] << shift) >> np.uint64(64 - L)
 
 
-def _chain(nxt, n_bits):
-    """Word starts: the chain 0 -> nxt[0] -> ... below ``n_bits`` (module docstring, 2-3)."""
-    itype = nxt.dtype
-    S = _BLOCK_BITS
-    pos = np.arange(n_bits, dtype=itype)
-    bend = np.minimum((pos // S + 1) * S, n_bits).astype(itype)  # end of each position's block
-    T = nxt.copy()
-    for _ in range(S.bit_length() + 1):  # pointer jumping: T -> first chain position past bend
-        inside = np.flatnonzero(T < bend)
-        if inside.size == 0:
-            break
-        T[inside] = T[T[inside]]
+def _lengths_everywhere(data, n_bits, t):
+    """Code length of the word that would start at every bit position, uint8 ``(n_bits,)``.
+
+    Computed per bit offset ``k`` inside a byte, on contiguous arrays: the window at bit
+    ``8 j + k`` is ``(word_j >> (width - L - k)) & (2**L - 1)``, then the eight offsets are
+    interleaved.
+    """
+    L = t.L
+    width = 32 if L <= 25 else 64  # a window shifted by up to 7 bits must fit the word
+    dt = np.uint32 if width == 32 else np.uint64
+    word = _byte_words(data, width)  # (nb,)
+    mask = dt((1 << L) - 1)
+    out = np.empty((word.size, 8), dtype=np.uint8)  # (nb, 8): byte j, bit offset k
+    for k in range(8):
+        out[:, k] = t.length_of((word >> dt(width - L - k)) & mask)
+    return out.reshape(-1)[:n_bits]
+
+
+def _block_exits(nxt, n_bits, L):
+    """Exit of every candidate entry: for block ``b`` and offset ``o < L``, the first position
+    ``>= (b + 1) * S`` on the chain from ``b * S + o`` (module docstring, step 2).
+
+    All candidates walk in lock step; a walk that steps on a position another walk of its block
+    has reached stops and takes that walk's exit (same position, same future), so every bit
+    position is visited at most once. Returns ``(exits, n_cand)``, ``exits`` of shape
+    ``(n_blocks * n_cand,)`` indexed by ``b * n_cand + o``.
+    """
+    S, itype = _BLOCK_BITS, nxt.dtype
     n_blocks = -(-n_bits // S)
-    entries = np.empty(n_blocks, dtype=itype)
+    n_cand = min(L, S)
+    block = np.repeat(np.arange(n_blocks, dtype=itype), n_cand)  # (lanes,)
+    start = block * S + np.tile(np.arange(n_cand, dtype=itype), n_blocks)  # (lanes,)
+    target = np.arange(start.size, dtype=itype)  # lane -> lane it merged into (itself if not)
+    exits = np.full(start.size, n_bits, dtype=itype)
+    owner = np.full(n_bits, -1, dtype=itype)  # lane that reached each position first
+    act = np.flatnonzero(start < n_bits).astype(itype)  # active lanes
+    pos = start[act]  # (active,) current position of each active lane
+    end = np.minimum((block[act] + 1) * S, n_bits).astype(itype)  # (active,) its block's end
+    owner[pos] = act
+    while act.size:  # one word per round; at most S rounds
+        q = nxt[pos]  # (active,) next word start
+        inside = q < end
+        if not inside.all():  # walks leaving their block: record the exit
+            exits[act[~inside]] = q[~inside]
+            act, q, end = act[inside], q[inside], end[inside]
+        prev = owner[q]
+        hit = prev >= 0  # reached earlier by another walk: merge into it
+        if hit.any():
+            target[act[hit]] = prev[hit]
+            act, q, end = act[~hit], q[~hit], end[~hit]
+        owner[q] = act  # walks arriving together: one of them owns the position
+        won = owner[q] == act
+        if not won.all():
+            target[act[~won]] = owner[q[~won]]
+            act, q, end = act[won], q[won], end[won]
+        pos = q
+    while True:  # follow merges to the walk that exited (merge positions increase: no cycles)
+        nxt_target = target[target]
+        if np.array_equal(nxt_target, target):
+            break
+        target = nxt_target
+    return exits[target], n_cand
+
+
+def _chain(nxt, n_bits, L):
+    """Word starts: the chain 0 -> nxt[0] -> ... below ``n_bits`` (module docstring, 2-3)."""
+    S, itype = _BLOCK_BITS, nxt.dtype
+    exits, n_cand = _block_exits(nxt, n_bits, L)
+    n_blocks = -(-n_bits // S)
+    entries = np.full(n_blocks, n_bits, dtype=itype)
     e = 0
     for b in range(n_blocks):  # one step per block of S bits, not per symbol
-        entries[b] = e
         if e >= n_bits:
             break
-        e = int(T[e])
-    entries[b + 1:] = n_bits
+        entries[b] = e
+        e = int(exits[b * n_cand + e - b * S])
     lane_end = np.minimum((np.arange(n_blocks, dtype=itype) + 1) * S, n_bits)  # (n_blocks,)
     starts = np.full((S, n_blocks), -1, dtype=itype)  # (round, lane)
     cur = entries.copy()
-    for r in range(S):  # lock step over all blocks: one word per block per round
+    rounds = 0
+    while rounds < S:  # lock step over all blocks: one word per block per round
         active = cur < lane_end
         if not active.any():
             break
-        starts[r] = np.where(active, cur, -1)
+        starts[rounds] = np.where(active, cur, -1)
         cur = np.where(active, nxt[np.minimum(cur, n_bits - 1)], cur)
-    chain = starts[:r + 1].T.reshape(-1)  # block by block, in order
-    return chain[chain >= 0], int(cur[-1]) if n_blocks else 0
+        rounds += 1
+    chain = starts[:rounds].T.reshape(-1)  # block by block, in order
+    return chain[chain >= 0], e
 
 
 def huffman_decode(enc: HuffmanEncoded) -> np.ndarray:
@@ -468,15 +536,14 @@ def huffman_decode(enc: HuffmanEncoded) -> np.ndarray:
         return np.zeros(0, dtype=np.intp)
     t = _Tables(code.lengths)
     itype = np.int32 if n_bits < 2**31 - 2 * _BLOCK_BITS else np.int64
-    pos = np.arange(n_bits, dtype=itype)
-    win = _windows(data, pos, t.L)  # (n_bits,)
-    length = t.length_of(win)  # (n_bits,) uint8
-    nxt = pos + length  # (n_bits,)
-    starts, end = _chain(nxt, n_bits)
+    nxt = np.arange(n_bits, dtype=itype)  # (n_bits,)
+    nxt += _lengths_everywhere(data, n_bits, t)  # next word start if a word started here
+    starts, end = _chain(nxt, n_bits, t.L)
     if starts.size != n or end != n_bits:
         raise ValueError(f"enc: the bit string splits into {starts.size} code words ending at bit "
                          f"{end}, expected {n} words ending at bit {n_bits}")
-    return t.symbol_of(win[starts], length[starts]).astype(np.intp)
+    win = _windows(data, starts, t.L)  # (n,)
+    return t.symbol_of(win, t.length_of(win)).astype(np.intp)
 
 
 def huffman_decode_naive(enc: HuffmanEncoded) -> np.ndarray:

@@ -1,0 +1,118 @@
+"""Storage benchmark: compress / decompress speed of Deep Compression's streams (no torch needed).
+
+Weights: a random pruned (90%) and weight-shared (32 centroids) weight the size of the lecture
+net's ``fc1`` (128 x 9216 = 1.18M weights), and the three weights of LeNet-300-100 (784-300-100-10,
+pruned 92% and shared to 32 centroids). For each: relative-index CSR (5-bit indices) encode and
+decode, and Huffman encode and decode of the codebook-index stream; also Huffman on the *dense*
+fc1 index stream (1.18M symbols, the issue's "decode fc1 in under 2 s" figure). Speeds are MB/s
+of the dense float32 weight (4 bytes per weight), median of repeats after a warm-up; the stage
+sizes of :func:`tinyprune.size.storage_stages` are printed beside them.
+
+Usage: ``python benchmarks/bench_storage.py [--json] [--repeats 5] [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import numpy as np
+
+
+def _median_s(fn, repeats, warmup=1):
+    for _ in range(warmup):
+        out = fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def _shared_pruned(rng, shape, sparsity, k=32):
+    centroids = np.linspace(-0.1, 0.1, k).astype(np.float32)
+    w = centroids[rng.integers(0, k, size=shape)]
+    w[rng.random(shape) < sparsity] = 0
+    return w
+
+
+def bench_weight(w, repeats, index_bits=5):
+    from tinyprune.size import (
+        codebook_encode,
+        csr_decode,
+        csr_encode,
+        huffman_decode,
+        huffman_encode,
+        storage_stages,
+    )
+
+    mb = w.size * 4 / 1e6
+    t_csr_enc, csr = _median_s(lambda: csr_encode(w, index_bits), repeats)
+    t_csr_dec, back = _median_s(lambda: csr_decode(csr), repeats)
+    assert np.array_equal(back, w)
+    symbols = codebook_encode(csr.values + np.float32(0)).indices.astype(np.intp)
+    t_h_enc, enc = _median_s(lambda: huffman_encode(symbols), repeats)
+    t_h_dec, dec = _median_s(lambda: huffman_decode(enc), repeats)
+    assert np.array_equal(dec, symbols)
+    stages = storage_stages(w, index_bits)
+    return {
+        "shape": list(w.shape), "n_weights": int(w.size), "n_stored": csr.n_stored,
+        "csr_encode_mb_per_s": mb / t_csr_enc, "csr_decode_mb_per_s": mb / t_csr_dec,
+        "huffman_encode_mb_per_s": mb / t_h_enc, "huffman_decode_mb_per_s": mb / t_h_dec,
+        "huffman_symbols": int(symbols.size),
+        "bytes": {"dense": stages["dense_bytes"],
+                  **{s: stages[s]["total_bytes"] for s in ("csr", "shared", "huffman")}},
+    }
+
+
+def bench_dense_fc1_huffman(rng, repeats):
+    from tinyprune.size import huffman_decode, huffman_encode
+
+    symbols = (rng.zipf(1.3, size=128 * 9216) - 1) % 32  # a skewed 5-bit stream, 1.18M symbols
+    t_enc, enc = _median_s(lambda: huffman_encode(symbols), repeats)
+    t_dec, dec = _median_s(lambda: huffman_decode(enc), repeats)
+    assert np.array_equal(dec, symbols)
+    return {"symbols": int(symbols.size), "bits": enc.n_bits, "encode_s": t_enc,
+            "decode_s": t_dec}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--quick", action="store_true", help="1 repeat (smoke run)")
+    args = p.parse_args(argv)
+    repeats = 1 if args.quick else args.repeats
+    rng = np.random.default_rng(0)
+    result = {
+        "repeats": repeats,
+        "fc1": bench_weight(_shared_pruned(rng, (128, 9216), 0.9), repeats),
+        "lenet_300_100": {name: bench_weight(_shared_pruned(rng, shape, 0.92), repeats)
+                          for name, shape in (("fc1", (300, 784)), ("fc2", (100, 300)),
+                                              ("fc3", (10, 100)))},
+        "dense_fc1_huffman": bench_dense_fc1_huffman(rng, repeats),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    rows = [("fc1 (lecture net)", result["fc1"])] + [
+        (f"LeNet-300-100 {k}", v) for k, v in result["lenet_300_100"].items()]
+    print(f"{'weight':<22}{'CSR enc':>10}{'CSR dec':>10}{'Huff enc':>10}{'Huff dec':>10}  MB/s  "
+          f"bytes dense -> CSR -> shared -> Huffman")
+    for name, r in rows:
+        b = r["bytes"]
+        print(f"{name:<22}{r['csr_encode_mb_per_s']:>10.1f}{r['csr_decode_mb_per_s']:>10.1f}"
+              f"{r['huffman_encode_mb_per_s']:>10.1f}{r['huffman_decode_mb_per_s']:>10.1f}        "
+              f"{b['dense']:,} -> {b['csr']:,} -> {b['shared']:,} -> {b['huffman']:,}")
+    d = result["dense_fc1_huffman"]
+    print(f"Huffman, dense fc1 index stream ({d['symbols']:,} symbols, {d['bits']:,} bits): "
+          f"encode {d['encode_s']:.3f} s, decode {d['decode_s']:.3f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
