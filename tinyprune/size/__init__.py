@@ -17,6 +17,8 @@ entropy bound                   :mod:`.entropy` -- :func:`entropy_bits`, :func:`
 Fig. 1 / Table 1: the pipeline  :mod:`.accounting` -- :func:`storage_stages`
 N:M (2:4) sparsity metadata     :mod:`.nm_bits` -- :func:`nm_storage_bits`,
                                 :func:`nm_encode_positions`, :func:`nm_decode_positions`
+the compressed model file       :mod:`.file` -- :func:`save_compressed`, :func:`load_compressed`,
+                                :func:`read_header`, :class:`CompressedFileError`
 ==============================  ===================================================================
 
 Bit packing of fixed-width integers is shared with other packages:
@@ -33,6 +35,7 @@ from .codebook import (
 )
 from .csr import RelativeCSR, csr_decode, csr_encode, csr_encode_naive
 from .entropy import entropy_bits, entropy_bound_bits
+from .file import CompressedFileError, load_compressed, read_header, save_compressed
 from .huffman import (
     HuffmanCode,
     HuffmanEncoded,
@@ -52,10 +55,11 @@ from .nm_bits import (
 )
 
 __all__ = [
-    "CodebookStorage", "HuffmanCode", "HuffmanEncoded", "RelativeCSR", "bits_for",
+    "CodebookStorage", "CompressedFileError", "HuffmanCode", "HuffmanEncoded", "RelativeCSR", "bits_for",
     "canonical_codes", "codebook_decode", "codebook_encode", "codebook_from_indices",
     "csr_decode", "csr_encode", "csr_encode_naive", "entropy_bits", "entropy_bound_bits",
     "huffman_code_lengths", "huffman_decode", "huffman_decode_naive", "huffman_encode",
-    "huffman_encode_naive", "nm_decode_positions", "nm_encode_positions",
-    "nm_encode_positions_naive", "nm_position_bits", "nm_storage_bits", "storage_stages",
+    "huffman_encode_naive", "load_compressed", "nm_decode_positions", "nm_encode_positions",
+    "nm_encode_positions_naive", "nm_position_bits", "nm_storage_bits", "read_header", "save_compressed",
+    "storage_stages",
 ]

@@ -226,11 +226,7 @@ class HuffmanCode:
     lengths: np.ndarray
 
     def __post_init__(self):
-        lengths = _check_lengths(self.lengths)
-        if lengths.size and lengths[-1] == 0 and lengths.any():
-            raise ValueError("lengths: the last symbol of the alphabet must be used (K = largest "
-                             "symbol + 1)")
-        object.__setattr__(self, "lengths", lengths)
+        object.__setattr__(self, "lengths", _check_lengths(self.lengths))
 
     @classmethod
     def from_frequencies(cls, freqs) -> HuffmanCode:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyprune.common.bitpack import pack_bits, packed_nbytes, unpack_bits
+from tinyprune.common.bitpack import pack_bits, unpack_bits
 from tinyprune.nn.validation import check_int
 
 __all__ = ["nm_decode_positions", "nm_encode_positions", "nm_encode_positions_naive",
@@ -190,8 +190,3 @@ def nm_decode_positions(data, shape, n_pruned, m) -> np.ndarray:
     np.put_along_axis(out, pos, True, axis=-1)
     return out.reshape(rows, groups * m)[:, :length].reshape(shape)
 
-
-def nm_positions_nbytes(shape, n_pruned, m) -> int:
-    """Bytes of :func:`nm_encode_positions` for a weight of this shape."""
-    info = nm_storage_bits(shape, n_pruned, m)
-    return packed_nbytes(info["kept"], max(1, info["position_bits"])) if info["position_bits"] else 0
