@@ -80,6 +80,38 @@ def bench_dense_fc1_huffman(rng, repeats):
             "decode_s": t_dec}
 
 
+def _prune_share_model(model, rng, sparsity, k=32):
+    for w in model.params.values():
+        if w.ndim >= 2:
+            w[rng.random(w.shape) < sparsity] = 0
+            book = np.linspace(w.min(), w.max(), k).astype(w.dtype)
+            nz = w != 0
+            w[nz] = book[np.abs(w[nz][:, None] - book).argmin(axis=1)]
+    return model
+
+
+def bench_models(rng, repeats, folder):
+    import os
+
+    from tinyprune.nn import lecture_net, lenet_300_100
+    from tinyprune.size import load_compressed, save_compressed
+
+    out = {}
+    for name, build, sparsity in (("lecture_net", lecture_net, 0.9),
+                                  ("lenet_300_100", lenet_300_100, 0.92)):
+        model = _prune_share_model(build(seed=0), rng, sparsity)
+        path = os.path.join(folder, f"{name}.tpz")
+        mb = sum(p.size for p in model.params.values()) * 4 / 1e6
+        t_save, _ = _median_s(lambda m=model, p=path: save_compressed(p, m), repeats)
+        t_load, back = _median_s(lambda p=path: load_compressed(p), repeats)
+        assert all(np.array_equal(back.params[k], v) for k, v in model.params.items())
+        size = os.path.getsize(path)
+        out[name] = {"compress_mb_per_s": mb / t_save, "decompress_mb_per_s": mb / t_load,
+                     "dense_bytes": int(mb * 1e6), "file_bytes": size,
+                     "ratio": mb * 1e6 / size}
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--json", action="store_true")
@@ -96,6 +128,10 @@ def main(argv=None):
                                               ("fc3", (10, 100)))},
         "dense_fc1_huffman": bench_dense_fc1_huffman(rng, repeats),
     }
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        result["models"] = bench_models(rng, repeats, folder)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -111,6 +147,10 @@ def main(argv=None):
     d = result["dense_fc1_huffman"]
     print(f"Huffman, dense fc1 index stream ({d['symbols']:,} symbols, {d['bits']:,} bits): "
           f"encode {d['encode_s']:.3f} s, decode {d['decode_s']:.3f} s")
+    for name, r in result["models"].items():
+        print(f"{name}: .tpz file {r['file_bytes']:,} bytes ({r['ratio']:.1f}x smaller than "
+              f"{r['dense_bytes']:,}), compress {r['compress_mb_per_s']:.1f} MB/s, decompress "
+              f"{r['decompress_mb_per_s']:.1f} MB/s")
     return 0
 
 

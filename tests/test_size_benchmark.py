@@ -32,3 +32,7 @@ def test_bench_storage_reports_speeds_and_stage_bytes():
         assert r["bytes"]["huffman"] < r["bytes"]["shared"]
     d = result["dense_fc1_huffman"]
     assert d["symbols"] == 128 * 9216 and _positive(d["decode_s"]) and _positive(d["encode_s"])
+    assert set(result["models"]) == {"lecture_net", "lenet_300_100"}
+    for r in result["models"].values():
+        assert _positive(r["compress_mb_per_s"]) and _positive(r["decompress_mb_per_s"])
+        assert r["file_bytes"] * 10 < r["dense_bytes"] and r["ratio"] > 10

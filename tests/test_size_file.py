@@ -194,3 +194,17 @@ def test_save_bad_inputs(tmp_path):
     model.params["fc.weight"][0, 0] = np.nan
     with pytest.raises(ValueError, match="fc.weight"):
         save_compressed(path, model)
+
+
+@pytest.mark.parametrize("huffman", [True, False])
+def test_all_zero_constant_and_empty_row_layers(tmp_path, huffman):
+    model = Sequential([("a", Linear(40, 6)), ("r", ReLU()), ("b", Linear(6, 5)),
+                        ("c", Linear(5, 3))])
+    model.params["a.weight"][...] = 0  # all-zero layer: no stored entry
+    model.params["b.weight"][...] = 0.25  # constant: one-symbol codebook and index streams
+    model.params["c.weight"][1] = 0  # an empty row
+    model.params["c.weight"][0, :4] = -0.0
+    path = tmp_path / "edge.tpz"
+    info = save_compressed(path, model, index_bits=1, huffman=huffman)
+    assert info["tensors"]["a.weight"]["n_stored"] == 0
+    _assert_same_weights(model, load_compressed(path))

@@ -29,7 +29,8 @@ the stream is treated as if a code word started there:
    each bit offset inside a byte, from a 32- or 64-bit word at every byte); in a canonical code,
    the length of the word starting with window ``w`` is the first length whose left-aligned upper
    limit exceeds ``w`` (``np.searchsorted``, or a lookup table of ``2**L`` entries when
-   ``L <= 16``). This gives ``next[i] = i + length(i)``;
+   ``L <= 16`` and the stream is long enough to pay for it). This gives
+   ``next[i] = i + length(i)``;
 2. the true words are the chain ``0 -> next[0] -> next[next[0]] -> ...``. The stream is cut into
    blocks of ``S = 1024`` bits. The chain enters a block within its first ``L`` bits, so from each
    of these ``L`` candidate entries the chain is followed to its exit from the block, all walks
@@ -196,7 +197,7 @@ class _Tables:
 
     def length_of(self, win):
         """Length of the word starting with each ``L``-bit window (unsigned int array)."""
-        if self.L <= _TABLE_MAX_L:
+        if self.L <= _TABLE_MAX_L and (self._table is not None or win.size >= 1 << self.L):
             if self._table is None:  # length of every possible window
                 every = np.arange(1 << self.L, dtype=np.uint64)
                 self._table = self.present[np.searchsorted(self.limits, every, side="right")]
