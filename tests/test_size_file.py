@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinyprune.nn import Linear, ReLU, Sequential, lecture_net, lenet5
-from tinyprune.size import storage_stages
+from tinyprune.size import model_storage_stages, storage_stages
 from tinyprune.size.file import (
     MAGIC,
     MAX_ELEMENTS,
@@ -68,6 +68,21 @@ def test_file_sections_equal_the_stage_accounting(tmp_path):
         t = info["tensors"][name]
         stages = storage_stages(model.params[name], t["index_bits"])
         assert sum(n for _, n in t["sections"]) == stages["huffman"]["total_bytes"], name
+
+
+def test_model_accounting_equals_the_file_payload(tmp_path):
+    model = _prune_and_share(lecture_net(seed=0), np.random.default_rng(3))
+    info = save_compressed(tmp_path / "m.tpz", model)
+    r = model_storage_stages(model)
+    assert set(r["layers"]) == {"conv1.weight", "conv2.weight", "fc1.weight", "fc2.weight"}
+    assert r["total"]["huffman"]["total_bytes"] == info["file_bytes"] - info["header_bytes"]
+    assert r["total"]["dense_bytes"] == sum(p.nbytes for p in model.params.values())
+    assert r["total"]["ratio"]["huffman"] > r["total"]["ratio"]["shared"] > r["total"]["ratio"]["csr"]
+    unshared = model_storage_stages(lecture_net(seed=0), index_bits=4)
+    assert unshared["total"]["huffman"]["total_bytes"] is None
+    assert unshared["layers"]["conv1.weight"]["index_bits"] == 4
+    with pytest.raises(TypeError, match="model"):
+        model_storage_stages({"w": np.zeros((2, 2))})
 
 
 def test_dense_float64_model_and_index_bits_per_layer(tmp_path):

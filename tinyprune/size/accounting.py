@@ -14,6 +14,9 @@ Han, Mao & Dally, "Deep Compression" (ICLR 2016), Fig. 1 and Table 1: a weight g
 plus the entropy bound of both streams (:mod:`tinyprune.size.entropy`) beside the Huffman figure.
 Every number is the exact size of a stream as :mod:`tinyprune.size` writes it, each stream
 rounded up to whole bytes on its own; headers (shapes, counts) are not included.
+:func:`model_storage_stages` applies it to every weight of a model (biases stay float32 at every
+stage) and adds up the totals; with weight sharing, its ``huffman`` total is the payload of the
+``.tpz`` file of :mod:`tinyprune.size.file`, which adds only its header.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from tinyprune.common.bitpack import packed_nbytes
 from .codebook import bits_for, codebook_encode
 from .csr import check_index_bits, csr_encode
 from .entropy import entropy_bits
+from .file import index_bits_for
 from .huffman import HuffmanCode
 
-__all__ = ["storage_stages"]
+__all__ = ["model_storage_stages", "storage_stages"]
 
 _FLOAT_BITS = 32  # the paper's baseline and the stored value width of the accounting
 _MAX_SHARED_BITS = 16  # beyond 2**16 distinct values the weight is not considered shared
@@ -119,3 +123,45 @@ def storage_stages(w, index_bits, *, weight_bits=None) -> dict:
                                if result[stage] and result[stage]["total_bytes"] else None)
                        for stage in ("csr", "shared", "huffman")}
     return result
+
+
+_STAGES = ("csr", "shared", "huffman")
+
+
+def model_storage_stages(model, index_bits=None) -> dict:
+    """:func:`storage_stages` for every weight of a model, and the totals.
+
+    Parameters
+    ----------
+    model : tinyprune.nn.model.Sequential
+        Every parameter with 2 or more dimensions is a weight; the others (biases) are counted
+        as dense float32 at every stage.
+    index_bits : int or dict[str, int], optional
+        As in :func:`tinyprune.size.file.save_compressed`: default 8 for conv, 5 for fc weights.
+
+    Returns
+    -------
+    dict
+        ``layers``: parameter name -> :func:`storage_stages` result; ``other_bytes``: the biases;
+        ``total``: ``dense_bytes`` and, per stage, ``total_bytes`` (``None`` when a weight is not
+        shared) and the ``ratio`` to dense.
+    """
+    from tinyprune.nn.model import Sequential
+
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model: expected a Sequential, got {type(model).__name__}")
+    layers, other = {}, 0
+    for name, w in model.params.items():
+        if w.ndim >= 2:
+            layers[name] = storage_stages(w, index_bits_for(name, w, index_bits))
+        else:
+            other += w.size * _FLOAT_BITS // 8
+    total = {"dense_bytes": other + sum(r["dense_bytes"] for r in layers.values())}
+    for stage in _STAGES:
+        parts = [r[stage] for r in layers.values()]
+        size = None if any(p is None for p in parts) else other + sum(p["total_bytes"]
+                                                                       for p in parts)
+        total[stage] = {"total_bytes": size}
+    total["ratio"] = {s: (total["dense_bytes"] / total[s]["total_bytes"]
+                          if total[s]["total_bytes"] else None) for s in _STAGES}
+    return {"layers": layers, "other_bytes": other, "total": total}

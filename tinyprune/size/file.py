@@ -77,7 +77,9 @@ class CompressedFileError(ValueError):
 
 
 # ------------------------------------------------------------------------------------- saving
-def _index_bits_for(name, w, index_bits):
+def index_bits_for(name, w, index_bits) -> int:
+    """Relative-index bits of parameter ``name``: ``index_bits`` (an int, or a dict by name),
+    else the paper's default, 8 for a conv weight (4-D) and 5 for the others."""
     if index_bits is None:
         return _DEFAULT_INDEX_BITS.get(w.ndim, 5)
     if isinstance(index_bits, dict):
@@ -103,7 +105,7 @@ def _encode_tensor(name, w, index_bits, huffman):
         data = [w.astype(dtype).tobytes()]
         entry["sections"] = [["data", len(data[0])]]
         return entry, data
-    b = _index_bits_for(name, w, index_bits)
+    b = index_bits_for(name, w, index_bits)
     csr = csr_encode(w, b)
     entry.update(encoding="csr", index_bits=b, n_stored=csr.n_stored, huffman=bool(huffman))
     names = ["row_ptr"]
