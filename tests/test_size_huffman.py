@@ -121,18 +121,28 @@ def test_empty_stream():
     assert entropy_bits(np.zeros(0, np.int64)) == 0.0
 
 
-def test_long_codes_use_the_searchsorted_path():
+@pytest.mark.parametrize("n_symbols", [26, 41, 58])
+def test_long_codes_use_the_searchsorted_path(n_symbols):
+    """Fibonacci counts give the longest codes: L = 25 (32-bit windows), 40 and 57 (64-bit)."""
     fib = [1, 1]
-    while len(fib) < 26:
+    while len(fib) < n_symbols:
         fib.append(fib[-1] + fib[-2])
-    code = HuffmanCode.from_frequencies(np.array(fib))
-    assert int(code.lengths.max()) == 25  # beyond the 2**16-entry lookup table
+    code = HuffmanCode.from_frequencies(np.array(fib, dtype=np.int64))
+    assert int(code.lengths.max()) == n_symbols - 1  # beyond the 2**16-entry lookup table
     rng = np.random.default_rng(3)
-    s = rng.integers(0, 26, size=2000)
+    s = rng.integers(0, n_symbols, size=2000)
     enc = huffman_encode(s, code)
     np.testing.assert_array_equal(enc.data, huffman_encode_naive(s, code).data)
     np.testing.assert_array_equal(huffman_decode(enc), s)
     np.testing.assert_array_equal(huffman_decode_naive(enc), s)
+
+
+def test_code_longer_than_the_limit_is_refused():
+    fib = [1, 1]
+    while len(fib) < 59:
+        fib.append(fib[-1] + fib[-2])
+    with pytest.raises(ValueError, match="freqs: the Huffman code needs 58 bits"):
+        huffman_code_lengths(np.array(fib, dtype=np.int64))
 
 
 @settings(max_examples=100, deadline=None)
