@@ -189,6 +189,16 @@ def test_hostile_huffman_table_and_not_a_file(tmp_path):
     _rewrite(path, payload=bytes(payload))
     with pytest.raises(CompressedFileError, match="Huffman|storage|sparse"):
         load_compressed(path)
+    model, path = _tiny(tmp_path)
+    raw = path.read_bytes()
+    n = struct.unpack_from("<I", raw, 12)[0]
+    header = json.loads(raw[20:20 + n])
+    before = sum(size for t in header["tensors"][:1] for _, size in t["sections"])
+    payload = bytearray(raw[20 + n:])
+    payload[before:before + 4] = np.float32(np.nan).tobytes()  # the first bias value
+    _rewrite(path, payload=bytes(payload))
+    with pytest.raises(CompressedFileError, match="non-finite"):
+        load_compressed(path)
     path.write_bytes(b"PK\x03\x04 not ours" * 3)
     with pytest.raises(CompressedFileError, match="magic"):
         load_compressed(path)

@@ -400,6 +400,8 @@ def load_compressed(path) -> Sequential:
         if t.get("encoding") == "raw":
             _expect(path, name, sections, order, [("data", int(np.prod(shape)) * dtype.itemsize)])
             value = np.frombuffer(data["data"], dtype=dtype).reshape(shape)
+            if not np.isfinite(value).all():
+                _fail(path, f"tensor {name!r}: non-finite values")
         elif t.get("encoding") == "csr" and len(shape) >= 2:
             value = _decode_csr(path, t, name, shape, dtype, sections, order, data)
         else:
