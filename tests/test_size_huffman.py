@@ -160,6 +160,18 @@ def test_small_blocks_many_lanes_and_merges(s, block):
         hm._BLOCK_BITS = old
 
 
+def test_fixed_length_code_is_read_directly():
+    s = np.random.default_rng(4).integers(0, 16, size=5000)
+    s[:16] = np.arange(16)  # all 16 symbols used
+    code = HuffmanCode(np.full(16, 4, dtype=np.uint8))
+    enc = huffman_encode(s, code)
+    assert enc.n_bits == 4 * s.size
+    np.testing.assert_array_equal(huffman_decode(enc), s)
+    np.testing.assert_array_equal(huffman_decode_naive(enc), s)
+    with pytest.raises(ValueError, match="enc"):
+        huffman_decode(HuffmanEncoded(code, enc.data, s.size - 1, enc.n_bits))
+
+
 def test_many_blocks_large_stream():
     rng = np.random.default_rng(1)
     s = np.where(rng.random(300_000) < 0.7, 3, rng.integers(0, 32, size=300_000))

@@ -40,6 +40,9 @@ the stream is treated as if a code word started there:
 3. all blocks are then walked in lock step from their entries (``S`` rounds at most, one
    vectorized step per round over all blocks), which lists every word start in order;
 4. the symbols are read from the windows at the word starts.
+
+A code whose words all have the same length (``2**L`` equally frequent symbols) is read directly
+with :func:`~tinyprune.common.bitpack.unpack_bits`.
 """
 
 from __future__ import annotations
@@ -532,6 +535,12 @@ def huffman_decode(enc: HuffmanEncoded) -> np.ndarray:
             raise ValueError(f"enc: 0 symbols but {n_bits} bits")
         return np.zeros(0, dtype=np.intp)
     t = _Tables(code.lengths)
+    if t.present.size == 1:  # every word has length L (e.g. 2**L equally frequent symbols)
+        if n_bits != n * t.L:
+            raise ValueError(f"enc: {n} code words of {t.L} bits need {n * t.L} bits, "
+                             f"got {n_bits}")
+        if t.L <= 32:
+            return t.sorted_symbols[unpack_bits(data, t.L, n).astype(np.intp)].astype(np.intp)
     itype = np.int32 if n_bits < 2**31 - 2 * _BLOCK_BITS else np.int64
     nxt = np.arange(n_bits, dtype=itype)  # (n_bits,)
     nxt += _lengths_everywhere(data, n_bits, t)  # next word start if a word started here
