@@ -59,7 +59,8 @@ from .csr import RelativeCSR, check_index_bits, csr_decode, csr_encode
 from .huffman import MAX_CODE_LENGTH, HuffmanCode, HuffmanEncoded, huffman_decode, huffman_encode
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "MAGIC", "MAX_ELEMENTS", "MAX_HEADER_BYTES", "SUFFIX",
-           "CompressedFileError", "load_compressed", "read_header", "save_compressed"]
+           "CompressedFileError", "index_bits_for", "load_compressed", "read_header",
+           "save_compressed"]
 
 MAGIC = b"\x89TPZ\r\n\x1a\n"
 FORMAT = "tinyprune.compressed"
