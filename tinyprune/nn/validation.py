@@ -59,11 +59,11 @@ def check_float_array(x, name: str, *, ndim: int | None = None, finite: bool = F
 
 
 def check_real(value, name: str, *, minimum: float | None = None, maximum: float | None = None,
-               exclusive_minimum: bool = False) -> float:
+               exclusive_minimum: bool = False, exclusive_maximum: bool = False) -> float:
     """Return ``value`` as a finite Python float after checking its type and range.
 
-    ``minimum <= value <= maximum`` (``minimum < value`` with ``exclusive_minimum``); NaN and
-    infinity are always rejected.
+    ``minimum <= value <= maximum`` (strict with ``exclusive_minimum`` / ``exclusive_maximum``);
+    NaN and infinity are always rejected.
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a real number, got {value!r} ({type(value).__name__})")
@@ -73,8 +73,9 @@ def check_real(value, name: str, *, minimum: float | None = None, maximum: float
     if minimum is not None and (value <= minimum if exclusive_minimum else value < minimum):
         op = ">" if exclusive_minimum else ">="
         raise ValueError(f"{name}: expected a number {op} {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{name}: expected a number <= {maximum}, got {value}")
+    if maximum is not None and (value >= maximum if exclusive_maximum else value > maximum):
+        op = "<" if exclusive_maximum else "<="
+        raise ValueError(f"{name}: expected a number {op} {maximum}, got {value}")
     return value
 
 
