@@ -39,7 +39,7 @@ from .criteria import check_weight
 def check_nm(n_pruned, m) -> tuple[int, int]:
     """Validate an N:M pattern: ints with ``m >= 1`` and ``0 <= n_pruned < m``."""
     n_pruned = check_int(n_pruned, "n_pruned", minimum=0)
-    m = check_int(m, "m (group size)", minimum=1)
+    m = check_int(m, "m", minimum=1)
     if n_pruned >= m:
         raise ValueError(f"n_pruned: expected n_pruned < m (at least one weight kept per group), "
                          f"got n_pruned={n_pruned}, m={m}")
@@ -66,7 +66,7 @@ def nm_group_view(x, m, *, fill=None) -> np.ndarray:
         A view of ``x`` when ``L % m == 0`` (and ``x`` is contiguous), else a padded copy.
     """
     x = np.asarray(x)
-    m = check_int(m, "m (group size)", minimum=1)
+    m = check_int(m, "m", minimum=1)
     if x.ndim < 1:
         raise ValueError(f"x: expected an array of at least 1 dimension, got shape {x.shape}")
     rows = x.reshape(x.shape[0], -1)  # (out, L)
