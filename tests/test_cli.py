@@ -218,8 +218,8 @@ def test_every_option_is_documented_with_its_default():
                   "(default: 64)", "(default: sgd)", "(default: 0.05 for sgd"):
         assert words in prune_help, words
     report_help = sub.choices["report"].format_help()
-    from tinyprune.report import format_report, sparsity_report
     from tinyprune.nn import lenet_300_100
+    from tinyprune.report import format_report, sparsity_report
     header = format_report(sparsity_report(lenet_300_100())).splitlines()[0]
     for column in ("params", "nonzero", "w-sparse", "sparse", "0-chan", "0-in", "0-kern",
                    "N:M ok", "dense kB", "CSR kB", "MACs", "MACs left"):
