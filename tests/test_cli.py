@@ -207,10 +207,10 @@ def test_every_option_is_documented_with_its_default():
     for name, sp in sub.choices.items():
         text = sp.format_help()
         for action in sp._actions:
-            if action.help == argparse.SUPPRESS or not action.option_strings:
+            if action.help == argparse.SUPPRESS:
                 continue
-            assert action.help, f"{name} {action.option_strings}: no help text"
-            if action.default not in (None, False) and action.dest != "help":
+            assert action.help, f"{name} {action.option_strings or action.dest}: no help text"
+            if action.default is not None and action.nargs != 0 and action.option_strings:
                 assert f"(default: {action.default})" in " ".join(text.split()), \
                     f"{name} {action.option_strings}: default not shown"
     prune_help = " ".join(sub.choices["prune"].format_help().split())

@@ -49,6 +49,9 @@ that would have no effect can be detected and refused). ``relative_to`` is the l
 (:func:`tinyprune.prune.select.prune_weight`)."""
 
 
+CHECKPOINT_HELP = "a checkpoint (.npz) written by tinyprune train or tinyprune prune"
+
+
 class CLIError(Exception):
     """A user-facing error: printed on one line without a traceback, exit status 2."""
 
@@ -446,7 +449,8 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+        if (action.default is None or action.default is argparse.SUPPRESS or action.nargs == 0
+                or "default" in text):
             return text
         return super()._get_help_string(action)
 
@@ -505,13 +509,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     e = add("eval", help="evaluate a checkpoint on a dataset's test split")
-    e.add_argument("checkpoint")
+    e.add_argument("checkpoint", help=CHECKPOINT_HELP)
     common(e)
     e.set_defaults(func=cmd_eval)
 
     pr = add("prune", help="prune a checkpoint, fine-tune, report, save",
              epilog="The report printed at the end is explained by: tinyprune report --help")
-    pr.add_argument("checkpoint")
+    pr.add_argument("checkpoint", help=CHECKPOINT_HELP)
     pr.add_argument("--criterion", choices=sorted(CRITERIA), default="l1",
                     help="importance score of each unit (lp needs --p)")
     pr.add_argument("--granularity", choices=GRANULARITIES, default="element",
@@ -551,7 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = add("report", help="sparsity report of a checkpoint",
             description="Per-layer sparsity, structure, N:M compliance, storage and MACs of a "
                         "checkpoint.\n\n" + COLUMNS)
-    r.add_argument("checkpoint")
+    r.add_argument("checkpoint", help=CHECKPOINT_HELP)
     r.add_argument("--n-pruned", type=int_at_least(0), default=None,
                    help="N:M pattern to check: weights pruned per group (default: the pattern "
                         "the checkpoint was pruned with, else 2)")
