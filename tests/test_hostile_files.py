@@ -1,5 +1,5 @@
-"""Hostile checkpoints: every malformed, mutated or malicious file fails with CheckpointError,
-fast and without allocating what it declares.
+"""Hostile files: every malformed, mutated or malicious checkpoint fails with CheckpointError
+(and every mutated IDX file with IDXFormatError), fast and without allocating what it declares.
 
 Each test runs its cases in a child Python process whose address space is capped with
 ``resource.setrlimit(RLIMIT_AS)`` (:data:`MEMORY_CAP`), so an allocation of a declared size (a
@@ -268,12 +268,42 @@ def fuzz_spec_json(data):
     _load_bytes(_with_spec(text), _TMP)
 
 
+@settings(max_examples=N_FUZZ, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(mutations=_MUTATION, cut=st.one_of(st.none(), st.integers(0, 2**31)),
+       gz=st.booleans(), header=st.booleans())
+def fuzz_idx_bytes(mutations, cut, gz, header):
+    """Random byte overwrites (anywhere, or in the header: dims of up to 2**32 - 1) and
+    truncations of a valid IDX file, plain or gzipped: read_idx raises only IDXFormatError."""
+    from tinyprune.datasets.idx import IDXFormatError, read_idx, write_idx
+
+    path = _TMP / ("x.idx.gz" if gz else "x.idx")
+    write_idx(path, np.arange(60, dtype=np.uint8).reshape(3, 4, 5), compress=gz)
+    buf = bytearray(path.read_bytes())
+    if gz:  # mutate the decompressed content, then recompress (valid CRC)
+        import gzip
+        raw = bytearray(gzip.decompress(bytes(buf)))
+        for pos, value in mutations:
+            raw[(pos % 16) if header else (pos % len(raw))] = value
+        buf = bytearray(gzip.compress(bytes(raw)))
+    else:
+        for pos, value in mutations:
+            buf[(pos % 16) if header else (pos % len(buf))] = value
+    if cut is not None:
+        buf = buf[: cut % (len(buf) + 1)]
+    path.write_bytes(bytes(buf))
+    try:
+        read_idx(path)
+    except IDXFormatError as exc:
+        assert str(path) in str(exc)
+
+
 _TMP = _tmp() if __name__ == "__main__" else None
 
 
 # ------------------------------------------------------------------------------ the tests
 def _run_capped(call: str):
-    """Run ``test_checkpoint_hostile.<call>`` in a child with RLIMIT_AS = MEMORY_CAP."""
+    """Run ``<call>`` of this module in a child with RLIMIT_AS = MEMORY_CAP."""
     code = ("import resource, sys; "
             f"resource.setrlimit(resource.RLIMIT_AS, ({MEMORY_CAP}, {MEMORY_CAP})); "
             "sys.argv = ['x']; import runpy; "
@@ -302,8 +332,9 @@ def test_hostile_cases_raise_checkpoint_error_without_allocating():
     assert "OK" in _run_capped("hostile_cases")
 
 
-@pytest.mark.parametrize("fuzzer", ["fuzz_archive_bytes", "fuzz_npy_headers", "fuzz_spec_json"])
-def test_mutated_checkpoints_only_raise_checkpoint_error(fuzzer):
+@pytest.mark.parametrize("fuzzer", ["fuzz_archive_bytes", "fuzz_npy_headers", "fuzz_spec_json",
+                                    "fuzz_idx_bytes"])
+def test_mutated_files_only_raise_their_format_error(fuzzer):
     _run_capped(fuzzer)
 
 
