@@ -236,3 +236,13 @@ def test_not_found_message_is_worded_for_python_and_for_the_cli(tmp_path, monkey
     assert "--root /that/folder" in cli and "--download" in cli
     assert "root=" not in cli and "download=True" not in cli
     assert "--dataset fashion-mnist-small" in cli
+
+
+def test_dataset_status_hints_speak_the_callers_words(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYPRUNE_DATA", str(tmp_path / "nothing"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(loaders, "SYSTEM_DATA_DIRS", ())
+    py = {r["name"]: r["hint"] for r in loaders.dataset_status(verify=False)}
+    cli = {r["name"]: r["hint"] for r in loaders.dataset_status(verify=False, cli=True)}
+    assert "download=True" in py["mnist"] and "--download" not in py["mnist"]
+    assert "--download" in cli["mnist"] and "download=True" not in cli["mnist"]

@@ -437,7 +437,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_datasets(args) -> int:
-    rows = dataset_status()
+    rows = dataset_status(cli=True)
     _emit(args, rows, format_dataset_status(rows))
     return 0
 

@@ -492,10 +492,10 @@ def _status(name, location, n_train, n_test, checksum, files, hint) -> dict:
             "hint": hint}
 
 
-def _full_status(info: DatasetInfo, root: Path | None, verify: bool) -> dict:
+def _full_status(info: DatasetInfo, root: Path | None, verify: bool, cli: bool) -> dict:
     folder = find_dataset(info.name, root)
     if folder is None:
-        hint = _not_found_message(info, root, info.mirrors)
+        hint = _not_found_message(info, root, info.mirrors, cli=cli)
         return _status(info.name, None, None, None, dl.MISSING, {}, hint)
     files, counts, problems = {}, [], []
     for record in info.files:
@@ -518,8 +518,10 @@ def _full_status(info: DatasetInfo, root: Path | None, verify: bool) -> dict:
         checksum = dl.VERIFIED
     hint = ""
     if checksum == dl.MISMATCH:
+        where = f"the error of 'tinyprune train --dataset {info.name}'" if cli else \
+            "load_dataset's error message"
         hint = (f"files in {folder} are damaged or not {info.title}: delete them and provide "
-                "the data again (see load_dataset's error message for the options)")
+                f"the data again (see {where} for the options)")
     n_train = counts[0] if len(counts) == 4 else None
     n_test = counts[2] if len(counts) == 4 else None
     return _status(info.name, str(folder), n_train, n_test, checksum, files, hint)
@@ -537,13 +539,15 @@ def _embedded_status(verify: bool) -> dict:
                    dl.VERIFIED if verify else "unchecked", {}, "")
 
 
-def dataset_status(root=None, *, verify: bool = True) -> list[dict]:
+def dataset_status(root=None, *, verify: bool = True, cli: bool = False) -> list[dict]:
     """Report, for every registered dataset, where it is found, its sizes and checksums.
 
     Searches like the loaders (``root``, ``$TINYPRUNE_DATA``, user cache, system folders) but
     never downloads. With ``verify`` every file is hashed (well under a second for
     Fashion-MNIST's re-compressed Debian copy, which must be decompressed). Never raises for
-    bad data: problems are reported in ``checksum``, ``files`` and ``hint``.
+    bad data: problems are reported in ``checksum``, ``files`` and ``hint``. With ``cli`` the
+    hints speak the command line's words (``--root``, ``--download``) instead of the Python
+    API's (``root=``, ``download=True``).
 
     Returns
     -------
@@ -561,7 +565,7 @@ def dataset_status(root=None, *, verify: bool = True) -> list[dict]:
         * ``hint``: how to get (or repair) the dataset; empty when all is well.
     """
     root = _path_arg(root, "root")
-    out = [_full_status(info, root, verify) for info in DATASETS.values()]
+    out = [_full_status(info, root, verify, cli) for info in DATASETS.values()]
     out.append(_embedded_status(verify))
     return out
 
