@@ -1,5 +1,6 @@
 """The tinyprune command line: train, eval, prune (all main options), report, datasets."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -7,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from tinyprune.cli import main
+from tinyprune.cli import build_parser, main
 from tinyprune.nn.checkpoint import load_checkpoint
 
 
@@ -52,7 +53,7 @@ def test_prune_channel_physical(trained, tmp_path, capsys):
 
 
 def test_prune_nm_text_output(trained, capsys):
-    code, out, _ = run(capsys, "prune", str(trained), "--granularity", "nm", "--n", "2", "--m",
+    code, out, _ = run(capsys, "prune", str(trained), "--granularity", "nm", "--n-pruned", "2", "--m",
                        "4", "--finetune-epochs", "0")
     assert code == 0
     assert "2:4 (n_pruned:m)" in out
@@ -80,17 +81,186 @@ def test_prune_global_exclude_and_report(trained, tmp_path, capsys):
     assert "CSR compression" in out and "fc1" in out
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["--sparsity", "1.5"], "amount"),
-    (["--granularity", "nm", "--n", "4", "--m", "4"], "n_pruned"),
-    (["--granularity", "kernel"], "no layer"),
-    (["--layers", "conv9"], "unknown layer"),
-    (["--criterion", "lp"], "p:"),
-])
-def test_prune_bad_arguments_exit_2_with_a_message(trained, capsys, argv, needle):
-    code, _, err = run(capsys, "prune", str(trained), "--finetune-epochs", "0", *argv)
-    assert code == 2
-    assert needle in err
+# ------------------------------------------------------------------ bad arguments, table-driven
+# Each row: a command line (CKPT = a trained checkpoint, OUT = an output path in an empty folder,
+# DIR = an existing folder) and what the one-line error must contain (the argument's name).
+TRAIN = ["train", "--model", "lenet-300-100", "--no-progress", "--out", "OUT"]
+PRUNE = ["prune", "CKPT", "--no-progress", "--out", "OUT"]
+BAD_ARGUMENTS = [
+    # train
+    (TRAIN + ["--epochs", "0"], "--epochs"),
+    (TRAIN + ["--epochs", "-1"], "--epochs"),
+    (TRAIN + ["--epochs", "1.5"], "--epochs"),
+    (TRAIN + ["--batch-size", "0"], "--batch-size"),
+    (TRAIN + ["--lr", "nan"], "--lr"),
+    (TRAIN + ["--lr", "-0.1"], "--lr"),
+    (TRAIN + ["--lr", "0"], "--lr"),
+    (TRAIN + ["--lr", "inf"], "--lr"),
+    (TRAIN + ["--lr", "fast"], "--lr"),
+    (TRAIN + ["--weight-decay", "-1"], "--weight-decay"),
+    (TRAIN + ["--weight-decay", "nan"], "--weight-decay"),
+    (TRAIN + ["--seed", "-5"], "--seed"),
+    (TRAIN + ["--model", "resnet"], "--model"),
+    (TRAIN + ["--dataset", "cifar"], "--dataset"),
+    (TRAIN + ["--optimizer", "rmsprop"], "--optimizer"),
+    (TRAIN + ["--root", "DIR"], "--root"),  # the embedded dataset has no files
+    (TRAIN + ["--download"], "--download"),
+    (TRAIN + ["--dataset", "mnist", "--root", "/nonexistent/folder"], "--root"),
+    (TRAIN + ["--sparsity", "0.5"], "--sparsity"),  # not a train option
+    (TRAIN + ["--epoch", "1"], "--epoch"),  # no abbreviations
+    (["train", "--model", "lenet-300-100"], "--out"),  # required
+    (["train", "--out", "/nonexistent/dir/x.npz"], "--out"),
+    (["train", "--out", "DIR"], "--out"),
+    (TRAIN + ["--lr", "1e6"], "--lr"),  # trains, diverges: step and hint, nothing saved
+    # prune: values
+    (PRUNE + ["--sparsity", "1.5"], "--sparsity"),
+    (PRUNE + ["--sparsity", "-0.1"], "--sparsity"),
+    (PRUNE + ["--sparsity", "nan"], "--sparsity"),
+    (PRUNE + ["--sparsity", "half"], "--sparsity"),
+    (PRUNE + ["--batch-size", "0"], "--batch-size"),
+    (PRUNE + ["--finetune-epochs", "-1"], "--finetune-epochs"),
+    (PRUNE + ["--seed", "-5"], "--seed"),
+    (PRUNE + ["--lr", "-0.1"], "--lr"),
+    (PRUNE + ["--weight-decay", "-1"], "--weight-decay"),
+    (PRUNE + ["--criterion", "taylor"], "--criterion"),
+    (PRUNE + ["--granularity", "block"], "--granularity"),
+    (PRUNE + ["--relative-to", "start"], "--relative-to"),
+    (PRUNE + ["--criterion", "lp", "--p", "0"], "--p"),
+    (PRUNE + ["--criterion", "lp", "--p", "nan"], "--p"),
+    (PRUNE + ["--granularity", "nm", "--n-pruned", "4", "--m", "4"], "--n-pruned"),
+    (PRUNE + ["--granularity", "nm", "--n-pruned", "-1"], "--n-pruned"),
+    (PRUNE + ["--granularity", "nm", "--m", "0"], "--m"),
+    (PRUNE + ["--granularity", "nm", "--n", "2"], "--n:"),  # renamed --n-pruned
+    (PRUNE + ["--out", "/nonexistent/dir/x.npz"], "--out"),
+    (PRUNE + ["--out", "DIR"], "--out"),
+    (["prune", "MISSING", "--no-progress"], "none.npz"),
+    # prune: flags that would do nothing, or something else than they say
+    (PRUNE + ["--n-pruned", "2"], "--n-pruned"),  # without --granularity nm
+    (PRUNE + ["--m", "4"], "--m"),
+    (PRUNE + ["--granularity", "nm", "--sparsity", "0.5"], "--sparsity"),
+    (PRUNE + ["--granularity", "nm", "--relative-to", "total"], "--relative-to"),
+    (PRUNE + ["--granularity", "nm", "--global"], "--global"),
+    (PRUNE + ["--criterion", "lp"], "--p"),
+    (PRUNE + ["--p", "2"], "--p"),  # criterion l1
+    (PRUNE + ["--physical"], "--physical"),  # element pruning removes no unit
+    (PRUNE + ["--physical", "--granularity", "input_channel"], "--physical"),
+    (PRUNE + ["--physical", "--granularity", "nm"], "--physical"),
+    (PRUNE + ["--finetune-epochs", "0", "--lr", "0.1"], "--lr"),
+    (PRUNE + ["--finetune-epochs", "0", "--optimizer", "adam"], "--optimizer"),
+    (PRUNE + ["--finetune-epochs", "0", "--batch-size", "32"], "--batch-size"),
+    (PRUNE + ["--finetune-epochs", "0", "--weight-decay", "0.1"], "--weight-decay"),
+    (PRUNE + ["--root", "DIR"], "--root"),
+    # prune: layers
+    (PRUNE + ["--layers", "conv9"], "--layers"),
+    (PRUNE + ["--exclude", "conv9"], "--exclude"),  # a typo is not ignored
+    (PRUNE + ["--layers", "fc1", "--exclude", "fc2"], "--exclude"),
+    (PRUNE + ["--layers", ","], "--layers"),
+    (PRUNE + ["--granularity", "kernel"], "--granularity"),  # an MLP has no kernels
+    # prune: the library's refusals, named
+    (PRUNE + ["--criterion", "geometric_median"], "granularity"),
+    (PRUNE + ["--criterion", "cluster", "--granularity", "channel", "--global"], "criterion"),
+    (PRUNE + ["--granularity", "channel", "--sparsity", "1.0", "--physical"], "--sparsity"),
+    (PRUNE + ["--lr", "1e6"], "--lr"),  # fine-tuning diverges: step and hint, nothing saved
+    # report and eval
+    (["report", "CKPT", "--n-pruned", "5", "--m", "4"], "--n-pruned/--m"),
+    (["report", "CKPT", "--m", "0"], "--m"),
+    (["report", "CKPT", "--n-pruned", "-1"], "--n-pruned"),
+    (["report", "CKPT", "--n", "2"], "--n:"),
+    (["report", "MISSING"], "none.npz"),
+    (["report", "CORRUPT"], "corrupt.npz"),
+    (["report", "DIR"], "DIR"),
+    (["eval", "CKPT", "--dataset", "cifar"], "--dataset"),
+    (["eval", "MISSING"], "none.npz"),
+    (["eval", "CKPT", "--root", "/nonexistent/folder"], "--root"),
+    (["datasets", "--verbose"], "--verbose"),
+    (["compress", "CKPT"], "compress"),
+]
+
+
+@pytest.mark.parametrize("argv, needle", BAD_ARGUMENTS,
+                         ids=[" ".join(a[1:] if a[0] != "train" else a[6:]) or a[0]
+                              for a, _ in BAD_ARGUMENTS])
+def test_bad_arguments_one_line_exit_2_no_file(trained, tmp_path, capsys, argv, needle):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "sub").mkdir()
+    corrupt = folder / "corrupt.npz"
+    corrupt.write_bytes(b"PK\x03\x04 not really a zip")
+    subst = {"CKPT": str(trained), "OUT": str(folder / "out.npz"), "DIR": str(folder / "sub"),
+             "MISSING": str(folder / "none.npz"), "CORRUPT": str(corrupt)}
+    argv = [subst.get(a, a) for a in argv]
+    before = sorted(p.name for p in folder.rglob("*"))
+    code, out, err = run(capsys, *argv)
+    assert code == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err  # exactly one line, no traceback
+    assert "Traceback" not in err and "error" in err
+    assert subst.get(needle, needle) in lines[0]
+    assert sorted(p.name for p in folder.rglob("*")) == before  # no file written, no temp file
+    if "1e6" in argv:  # a diverged run names the step and gives a hint
+        assert "step" in err and "smaller learning rate" in err and "nothing was saved" in err
+
+
+def test_every_option_is_documented_with_its_default():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sp in sub.choices.items():
+        text = sp.format_help()
+        for action in sp._actions:
+            if action.help == argparse.SUPPRESS:
+                continue
+            assert action.help, f"{name} {action.option_strings or action.dest}: no help text"
+            if action.default is not None and action.nargs != 0 and action.option_strings:
+                assert f"(default: {action.default})" in " ".join(text.split()), \
+                    f"{name} {action.option_strings}: default not shown"
+    prune_help = " ".join(sub.choices["prune"].format_help().split())
+    for words in ("(default: 0.5", "(default: remaining", "(default: 2;", "(default: 4)",
+                  "(default: 64)", "(default: sgd)", "(default: 0.05 for sgd"):
+        assert words in prune_help, words
+    report_help = sub.choices["report"].format_help()
+    from tinyprune.nn import lenet_300_100
+    from tinyprune.report import format_report, sparsity_report
+    header = format_report(sparsity_report(lenet_300_100())).splitlines()[0]
+    for column in ("params", "nonzero", "w-sparse", "sparse", "0-chan", "0-in", "0-kern",
+                   "N:M ok", "dense kB", "CSR kB", "MACs", "MACs left"):
+        assert column in header and f"  {column}" in report_help, column
+
+
+def test_cli_relative_to_default_is_the_librarys():
+    import inspect
+
+    from tinyprune.cli import PRUNE_DEFAULTS
+    from tinyprune.prune import prune_model, prune_weight
+    for fn in (prune_weight, prune_model):
+        assert inspect.signature(fn).parameters["relative_to"].default == \
+            PRUNE_DEFAULTS["relative_to"] == "remaining"
+
+
+def test_nm_pattern_is_stored_and_used_by_report(trained, tmp_path, capsys):
+    out_path = tmp_path / "nm14.npz"
+    code, out, _ = run(capsys, "prune", str(trained), "--granularity", "nm", "--n-pruned", "1",
+                       "--m", "4", "--finetune-epochs", "0", "--out", str(out_path), "--json")
+    assert code == 0
+    res = json.loads(out)
+    assert res["report"]["nm_pattern"] == {"n_pruned": 1, "m": 4}
+    assert all(r["nm_compliance"] == 1.0 for r in res["report"]["layers"].values())
+    assert load_checkpoint(out_path).metadata["pruned"]["n_pruned"] == 1
+    code, out, _ = run(capsys, "report", str(out_path), "--json")
+    rep = json.loads(out)
+    assert rep["nm_pattern"] == {"n_pruned": 1, "m": 4}
+    assert all(r["nm_compliance"] == 1.0 for r in rep["layers"].values())
+    code, out, _ = run(capsys, "report", str(out_path))
+    assert "1:4 pattern" in out
+    code, out, _ = run(capsys, "report", str(out_path), "--n-pruned", "2", "--json")
+    assert json.loads(out)["nm_pattern"] == {"n_pruned": 2, "m": 4}  # the flags win
+
+
+def test_exclude_leaves_the_layer_dense(trained, capsys):
+    code, out, _ = run(capsys, "prune", str(trained), "--exclude", "fc2", "--finetune-epochs",
+                       "0", "--json")
+    res = json.loads(out)
+    assert code == 0 and res["targets"] == ["fc1.weight", "fc3.weight"]
+    assert res["report"]["layers"]["fc2"]["weight_sparsity"] == 0.0
 
 
 def test_missing_and_corrupt_checkpoints(tmp_path, capsys):

@@ -1,5 +1,6 @@
-"""The package is layered: engine (nn) < techniques (prune, ...) < around (datasets, report, cli).
-A module may import only from its own layer or below."""
+"""The package is layered: engine (nn) < neutral helpers (common) < techniques (prune, ...) <
+around (datasets, report, cli). A module may import only from its own layer or below, and no
+technique package imports another one."""
 
 import ast
 import sys
@@ -8,11 +9,14 @@ from pathlib import Path
 import tinyprune
 
 PKG = Path(tinyprune.__file__).parent
-LAYER = {"nn": 1, "common": 2, "prune": 2, "quantize": 2, "lowrank": 2, "distill": 2, "size": 2,
+LAYER = {"nn": 1, "common": 1.5, "prune": 2, "quantize": 2, "lowrank": 2, "distill": 2, "size": 2,
          "datasets": 3, "report": 3, "viz": 3, "grading": 3, "cli": 3, "__main__": 3}
 
 
-def _layer_of(parts: list[str]) -> int:
+TECHNIQUES = ("prune", "quantize", "lowrank", "distill", "size")
+
+
+def _layer_of(parts: list[str]) -> float:
     if not parts:
         return 3
     return LAYER.get(parts[0], 3)
@@ -48,6 +52,24 @@ def test_no_module_imports_from_a_higher_layer():
             if _layer_of(target) > own:
                 violations.append(f"{path.relative_to(PKG)} imports tinyprune.{'.'.join(target)}")
     assert violations == []
+
+
+def test_no_technique_package_imports_another():
+    violations = []
+    for path in PKG.rglob("*.py"):
+        rel = list(path.relative_to(PKG).with_suffix("").parts)
+        if rel[0] not in TECHNIQUES:
+            continue
+        for target in _imports(path):
+            if target and target[0] in TECHNIQUES and target[0] != rel[0]:
+                violations.append(f"{path.relative_to(PKG)} imports tinyprune.{'.'.join(target)}")
+    assert violations == []
+
+
+def test_common_imports_only_the_engine():
+    for path in (PKG / "common").rglob("*.py"):
+        for target in _imports(path):
+            assert target[:1] in (["nn"], ["common"]), f"{path.name} imports {target}"
 
 
 def test_layer_table_covers_every_top_level_entry():

@@ -101,11 +101,12 @@ def test_custom_scores_and_inf():
 @pytest.mark.parametrize("n_pruned, m, exc, match", [
     (4, 4, ValueError, "n_pruned: expected n_pruned < m"),
     (5, 4, ValueError, "n_pruned < m"),
-    (0, 0, ValueError, "m: expected a positive group size, got 0"),
-    (1, -4, ValueError, "m: expected a positive"),
-    (-1, 4, ValueError, "n_pruned: expected an int >= 0, got -1"),
-    (True, 4, TypeError, "n_pruned: expected an int"),
-    (2.0, 4, TypeError, "n_pruned: expected an int"),
+    (0, 0, ValueError, r"m: expected an integer >= 1, got 0"),
+    (1, -4, ValueError, r"m: expected an integer >= 1"),
+    (-1, 4, ValueError, "n_pruned: expected an integer >= 0, got -1"),
+    (True, 4, TypeError, "n_pruned: expected an integer"),
+    (2.0, 4, TypeError, "n_pruned: expected an integer"),
+    (2, 4.0, TypeError, r"m: expected an integer"),
 ])
 def test_bad_pattern(n_pruned, m, exc, match):
     with pytest.raises(exc, match=match):

@@ -266,7 +266,7 @@ def test_global_errors():
         global_masks(ws, 0.5, current_masks={"b": np.ones((2, 3), dtype=bool)})
     with pytest.raises(TypeError, match="weights"):
         global_masks({}, 0.5)
-    with pytest.raises(ValueError, match=r"weights\['a'\]: expected no NaN"):
+    with pytest.raises(ValueError, match=r"weights\['a'\]: expected finite values"):
         global_masks({"a": np.array([[np.nan]])}, 0.5)
     with pytest.raises(TypeError, match=r"current_masks\['a'\]"):
         global_masks(ws, 0.5, current_masks={"a": np.ones((2, 3))})
@@ -302,7 +302,7 @@ def test_bad_inputs():
         prune_weight(W, 0.5, current_mask=np.ones((6, 4), dtype=bool))
     with pytest.raises(TypeError, match="current_mask: expected a boolean .* got float64"):
         prune_weight(W, 0.5, current_mask=np.ones((4, 6)))
-    with pytest.raises(ValueError, match=r"w: expected no NaN, found NaN at index \(0, 1\)"):
+    with pytest.raises(ValueError, match=r"w: expected finite values .*, found nan at index \(0, 1\)"):
         prune_weight(np.array([[1.0, np.nan]]), 0.5)
     with pytest.raises(ValueError, match="kernel.*Linear"):
         prune_weight(W, 0.5, granularity="kernel")
@@ -330,3 +330,37 @@ def test_bad_inputs():
         select_mask(np.array([1.0, np.nan]), 1)
     with pytest.raises(ValueError, match="total units"):
         select_mask(np.ones(3), 4, relative_to="total")
+
+
+@pytest.mark.parametrize("args, exc, match", [
+    ((0.5, -10, -10), ValueError, "n_total: expected an integer >= 0, got -10"),
+    ((0.5, 10, 20), ValueError, r"n_remaining .*: expected an integer <= 10, got 20"),
+    ((0.5, 10, -1), ValueError, r"n_remaining .*: expected an integer >= 0, got -1"),
+    ((0.5, 10.0, 5), TypeError, "n_total: expected an integer"),
+    ((0.5, 10, True), TypeError, "n_remaining .*: expected an integer"),
+])
+def test_n_to_prune_rejects_impossible_counts(args, exc, match):
+    with pytest.raises(exc, match=match):
+        n_to_prune(*args)
+
+
+@pytest.mark.parametrize("shape", [(0, 6), (6, 0), (0, 2, 3, 3), (4, 0, 3, 3), (4, 2, 0, 3)])
+@pytest.mark.parametrize("granularity", ["element", "vector", "kernel", "channel",
+                                         "input_channel", "nm"])
+def test_empty_weights_are_named_errors(shape, granularity):
+    if granularity == "kernel" and len(shape) == 2:
+        return
+    w = np.ones(shape)
+    with pytest.raises(ValueError, match=r"w: expected a non-empty array, got shape"):
+        prune_weight(w, 0.5, granularity=granularity)
+    with pytest.raises(ValueError, match=r"weights\['a'\]: expected a non-empty array"):
+        global_masks({"a": w, "b": np.ones((3, 4))}, 0.5,
+                     granularity="element" if granularity == "nm" else granularity)
+
+
+def test_empty_weight_in_nm_storage_is_a_named_error():
+    from tinyprune.prune.nm_storage import NMSparse
+
+    for shape in [(0, 8), (4, 0)]:
+        with pytest.raises(ValueError, match="w: expected a non-empty array"):
+            NMSparse.compress(np.ones(shape), 2, 4)

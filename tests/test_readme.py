@@ -37,7 +37,7 @@ def test_readme_main_command_parses():
 
 @pytest.mark.parametrize("line", [
     "tinyprune eval model.npz --json",
-    "tinyprune prune model.npz --granularity nm --n 2 --m 4",
+    "tinyprune prune model.npz --granularity nm --n-pruned 2 --m 4",
     "tinyprune prune model.npz --global --exclude conv1,fc2",
     "tinyprune datasets --json",
 ])

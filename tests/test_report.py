@@ -4,6 +4,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tinyprune.nn import lecture_net, lenet_300_100
 from tinyprune.prune import prune_model, set_masks_
@@ -79,3 +81,90 @@ def test_model_without_input_shape_is_rejected():
     from tinyprune.nn import Linear, Sequential
     with pytest.raises(ValueError, match="input_shape"):
         sparsity_report(Sequential([("fc", Linear(3, 2))]))
+
+
+def _channel_masks(model, layers, fraction, rng):
+    masks = {}
+    for ln in layers:
+        w = model.params[f"{ln}.weight"]
+        keep = np.ones(w.shape[0], dtype=bool)
+        keep[rng.choice(w.shape[0], size=round(fraction * w.shape[0]), replace=False)] = False
+        masks[f"{ln}.weight"] = np.broadcast_to(keep.reshape((-1,) + (1,) * (w.ndim - 1)),
+                                                w.shape).copy()
+        masks[f"{ln}.bias"] = keep
+    return masks
+
+
+def test_effective_macs_count_dead_input_channels_like_the_thinned_model():
+    """Half the channels of conv1, conv2 and fc1 pruned: the masked model's effective MACs are
+    the thinned model's dense MACs (about 4x fewer), not half the dense count."""
+    from tinyprune.prune.thinning import thin_model
+
+    model = lecture_net(seed=0)
+    set_masks_(model, _channel_masks(model, ["conv1", "conv2", "fc1"], 0.5,
+                                     np.random.default_rng(0)))
+    r = sparsity_report(model)
+    thin, _ = thin_model(model)
+    assert r["total"]["macs_effective"] == sum(thin.macs().values())
+    assert r["total"]["mac_reduction"] > 3.9  # the thinned model's real saving
+    assert r["total"]["mac_reduction_nonzero"] < 2.1  # what counting nonzero weights says
+    # conv2: 32 live filters x 16 live inputs x 9 weights, at 24 x 24 output positions
+    assert r["layers"]["conv2"]["macs_effective"] == 32 * 16 * 9 * 24 * 24
+    assert r["layers"]["conv2"]["macs_remaining"] == 32 * 32 * 9 * 24 * 24
+
+
+def _small_convnet(seed):
+    from tinyprune.nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
+    rng = np.random.default_rng(seed)
+    return Sequential([
+        ("conv1", Conv2d(2, 5, 3, padding=1, rng=rng)), ("relu1", ReLU()),
+        ("pool", MaxPool2d(2)),
+        ("conv2", Conv2d(5, 4, 3, stride=2, rng=rng)), ("relu2", ReLU()),
+        ("flatten", Flatten()),
+        ("fc1", Linear(4, 6, rng=rng)), ("relu3", ReLU()),
+        ("fc2", Linear(6, 3, rng=rng)),
+    ], input_shape=(2, 6, 6))
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), p_elem=st.sampled_from([0.0, 0.5, 0.9]),
+       p_row=st.sampled_from([0.0, 0.4, 0.8]), p_bias=st.sampled_from([0.0, 1.0]))
+def test_effective_macs_are_invariant_under_thinning(seed, p_elem, p_row, p_bias):
+    from tinyprune.prune.thinning import thin_model
+
+    rng = np.random.default_rng(seed)
+    model = _small_convnet(seed)
+    masks = {}
+    for ln in ("conv1", "conv2", "fc1", "fc2"):
+        w = model.params[f"{ln}.weight"]
+        keep = rng.random(w.shape) >= p_elem
+        dead = rng.random(w.shape[0]) < p_row
+        keep[dead] = False
+        masks[f"{ln}.weight"] = keep
+        masks[f"{ln}.bias"] = ~(dead & (rng.random(w.shape[0]) < p_bias))
+    set_masks_(model, masks)
+    r = sparsity_report(model)["total"]
+    assert r["macs_effective"] <= r["macs_remaining"] <= r["macs_dense"]
+    try:
+        thin, _ = thin_model(model)
+    except ValueError:
+        return  # every unit of a layer pruned
+    assert sparsity_report(thin)["total"]["macs_effective"] == r["macs_effective"]
+
+
+def test_weight_only_and_with_bias_sparsity_and_text():
+    model = lenet_300_100()
+    model.params["fc3.weight"][:] = 0.0  # 1000 weights zero, 10 biases not
+    r = sparsity_report(model, n_pruned=1, m=4)
+    assert r["layers"]["fc3"]["weight_sparsity"] == 1.0
+    assert r["layers"]["fc3"]["sparsity"] == pytest.approx(1000 / 1010)
+    assert r["total"]["weight_sparsity"] == pytest.approx(1000 / (784 * 300 + 300 * 100 + 1000))
+    assert r["nm_pattern"] == {"n_pruned": 1, "m": 4}
+    text = format_report(r)
+    assert "w-sparse" in text and "sparse" in text and "1:4 pattern" in text
+    model.params["fc1.weight"][:] = 0.0
+    model.params["fc1.bias"][:] = 0.0  # nothing reaches the output: no MAC is effective
+    t = sparsity_report(model)["total"]
+    assert t["macs_effective"] == 0 and t["mac_reduction"] is None
+    text = format_report(sparsity_report(model))
+    assert "all MACs removed" in text and "inf" not in text

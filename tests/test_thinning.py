@@ -156,6 +156,49 @@ def test_random_channel_masks_on_a_strided_padded_convnet(seed, fracs):
     np.testing.assert_allclose(thin.forward(x), model.forward(x), rtol=1e-12, atol=1e-12)
 
 
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), p_elem=st.sampled_from([0.0, 0.3, 0.7]),
+       p_row=st.sampled_from([0.0, 0.3, 0.6]), p_bias=st.sampled_from([0.0, 0.5, 1.0]))
+def test_thin_equals_masked_for_any_masks_applied_or_not(seed, p_elem, p_row, p_bias):
+    """thin_model(model, masks) computes the masked model, for element-level zeros inside kept
+    units, dead rows with or without their bias, and masks that were never applied."""
+    rng = np.random.default_rng(seed)
+    model = _small_convnet(seed).set_dtype(np.float64)
+    masks = {}
+    for ln in ("conv1", "conv2", "fc1", "fc2"):
+        w = model.params[f"{ln}.weight"]
+        keep = rng.random(w.shape) >= p_elem
+        dead_rows = rng.random(w.shape[0]) < p_row
+        keep[dead_rows] = False
+        masks[f"{ln}.weight"] = keep
+        masks[f"{ln}.bias"] = ~(dead_rows & (rng.random(w.shape[0]) < p_bias))
+    before = {k: v.copy() for k, v in model.params.items()}
+    masked = model.copy()
+    for name, m in masks.items():
+        masked.params[name] *= m
+    try:
+        thin, _ = thin_model(model, masks)
+    except ValueError as exc:  # every unit of a layer removable: refused, by name
+        assert "every output unit" in str(exc)
+        return
+    for k, v in model.params.items():  # the caller's model is untouched
+        np.testing.assert_array_equal(v, before[k])
+    x = rng.standard_normal((3, 2, 6, 6))
+    np.testing.assert_allclose(thin.forward(x), masked.forward(x), rtol=1e-12, atol=1e-12)
+    for name, m in thin.masks.items():
+        assert np.all(thin.params[name][~m] == 0.0)
+
+
+def test_bad_masks_are_named_errors():
+    model = lenet_300_100()
+    with pytest.raises(TypeError, match=r"masks\['fc1.weight'\]: expected a boolean"):
+        thin_model(model, {"fc1.weight": np.ones((300, 784))})
+    with pytest.raises(ValueError, match="masks: 'fc9.weight' is not a parameter"):
+        thin_model(model, {"fc9.weight": np.ones((3, 3), dtype=bool)})
+    with pytest.raises(TypeError, match="masks: expected a dict"):
+        thin_model(model, [np.ones((300, 784), dtype=bool)])
+
+
 def test_removing_every_unit_of_a_layer_is_rejected():
     model = lenet_300_100(seed=0)
     set_masks_(model, channel_masks(model, ["fc2"], 1.0, np.random.default_rng(0)))

@@ -8,15 +8,19 @@ Examples
     tinyprune eval model.npz --json
     tinyprune prune model.npz --criterion l1 --granularity channel --sparsity 0.5 \\
         --finetune-epochs 1 --out pruned.npz --physical
-    tinyprune prune model.npz --granularity nm --n 2 --m 4 --out nm.npz
+    tinyprune prune model.npz --granularity nm --n-pruned 2 --m 4 --out nm.npz
     tinyprune report pruned.npz
     tinyprune datasets
+
+Every bad argument is a one-line error on stderr naming the argument, with exit status 2, before
+any work is done or any file is written; a flag that would have no effect is an error too.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -24,22 +28,96 @@ import time
 import numpy as np
 
 from .datasets import DATASET_NAMES, dataset_status, format_dataset_status, load_dataset
+from .datasets.embedded import SUBSET_NAME
 from .nn.checkpoint import load_checkpoint, save_checkpoint
 from .nn.models import MODELS, build_model
 from .nn.optim import SGD, Adam
-from .nn.train import evaluate, fit
+from .nn.train import TrainingDivergedError, evaluate, fit
 from .prune import CRITERIA, GRANULARITIES, prune_model
 from .prune.masked import set_masks_
-from .prune.thinning import thin_model
-from .report import format_report, sparsity_report
+from .prune.nm import check_nm
+from .prune.select import RELATIVE_TO
+from .prune.thinning import removable_units, thin_model
+from .report import COLUMNS, format_report, sparsity_report
 
-DEFAULT_DATASET = "fashion-mnist-small"
+DEFAULT_DATASET = SUBSET_NAME
+DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3}
+TRAIN_DEFAULTS = {"batch_size": 64, "optimizer": "sgd", "weight_decay": 0.0}
+PRUNE_DEFAULTS = {"sparsity": 0.5, "relative_to": "remaining", "n_pruned": 2, "m": 4}
+"""Defaults of the options whose default is resolved after parsing (so that giving an option
+that would have no effect can be detected and refused). ``relative_to`` is the library's default
+(:func:`tinyprune.prune.select.prune_weight`)."""
+
+
+CHECKPOINT_HELP = "a checkpoint (.npz) written by tinyprune train or tinyprune prune"
 
 
 class CLIError(Exception):
-    """A user-facing error: printed without a traceback, exit status 2."""
+    """A user-facing error: printed on one line without a traceback, exit status 2."""
 
 
+# ------------------------------------------------------------------------ argument types
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if math.isnan(value):
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def int_at_least(minimum: int):
+    """argparse type: an int ``>= minimum``."""
+    def parse(text):
+        value = _integer(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+    parse.__name__ = f"int>={minimum}"
+    return parse
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite float ``> 0``."""
+    value = _number(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    """argparse type: a finite float ``>= 0``."""
+    value = _number(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a float in ``[0, 1]``."""
+    value = _number(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1], got {text}")
+    return value
+
+
+def norm_order(text: str) -> float:
+    """argparse type: a norm order ``p > 0`` (``inf`` allowed)."""
+    value = _number(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0 or inf, got {text}")
+    return value
+
+
+# ------------------------------------------------------------------------------- helpers
 def _emit(args, payload: dict, text: str) -> None:
     if args.json:
         print(json.dumps(payload, indent=2, default=str))
@@ -47,11 +125,51 @@ def _emit(args, payload: dict, text: str) -> None:
         print(text)
 
 
-def _load_data(name: str, *, download: bool = False, normalize: bool = True):
+def _given(args, name: str) -> bool:
+    """Whether the option was given on the command line (its parsed default is None)."""
+    return getattr(args, name, None) is not None
+
+
+def _resolve(args, defaults: dict) -> None:
+    for name, value in defaults.items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
+
+
+def _check_out(path: str | None) -> None:
+    """Refuse an output path that cannot be written, before any work is done."""
+    if path is None:
+        return
+    if os.path.isdir(path):
+        raise CLIError(f"--out: {path!r} is a directory; give a file name such as "
+                       f"{os.path.join(path, 'model.npz')!r}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CLIError(f"--out: the folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise CLIError(f"--out: the folder {folder!r} is not writable")
+
+
+def _save(path, model, **kwargs) -> None:
     try:
-        return load_dataset(name, download=download, normalize=normalize)
+        save_checkpoint(path, model, **kwargs)
+    except OSError as exc:
+        raise CLIError(f"--out: cannot write {path!r}: {exc.strerror or exc}") from None
+
+
+def _load_data(args, name: str, *, normalize: bool = True):
+    if args.root is not None and not os.path.isdir(args.root):
+        raise CLIError(f"--root: the folder {args.root!r} does not exist")
+    if name == SUBSET_NAME:
+        for flag, value in (("--root", args.root), ("--download", args.download)):
+            if value:
+                raise CLIError(f"{flag}: the dataset {SUBSET_NAME} is embedded in the package "
+                               f"(no files to find or download); {flag} applies to "
+                               f"mnist / fashion-mnist")
+    try:
+        return load_dataset(name, root=args.root, download=args.download, normalize=normalize)
     except (FileNotFoundError, OSError, RuntimeError, ValueError) as exc:
-        raise CLIError(str(exc)) from None
+        raise CLIError(getattr(exc, "cli_message", str(exc))) from None
 
 
 def _load_ckpt(path: str):
@@ -64,33 +182,50 @@ def _load_ckpt(path: str):
 
 
 def _make_optimizer(args, model):
+    lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
     if args.optimizer == "adam":
-        return Adam(model.params, lr=args.lr if args.lr is not None else 1e-3,
-                    weight_decay=args.weight_decay)
-    return SGD(model.params, lr=args.lr if args.lr is not None else 0.05, momentum=0.9,
-               weight_decay=args.weight_decay)
+        return Adam(model.params, lr=lr, weight_decay=args.weight_decay)
+    return SGD(model.params, lr=lr, momentum=0.9, weight_decay=args.weight_decay)
+
+
+def _fit(args, model, data, epochs):
+    progress = not args.json and args.progress
+    try:
+        # overflow on the way to NaN is detected and reported as one line by fit
+        with np.errstate(over="ignore", invalid="ignore"):
+            return fit(model, data.x_train, data.y_train, optimizer=_make_optimizer(args, model),
+                       epochs=epochs, batch_size=args.batch_size, rng=args.seed,
+                       progress=progress)
+    except TrainingDivergedError as exc:
+        if progress:
+            print(file=sys.stderr)  # end the progress bar's line
+        raise CLIError(f"--lr: {exc}; nothing was saved") from None
 
 
 def _accuracy(model, data) -> float:
     return float(evaluate(model, data.x_test, data.y_test)["accuracy"])
 
 
-# ------------------------------------------------------------------------------------ commands
+def _refuse_renamed_n(args) -> None:
+    if args.old_n is not None:
+        raise CLIError("--n: renamed --n-pruned (the weights pruned in each group of --m "
+                       "consecutive weights; 2:4 is --n-pruned 2 --m 4)")
 
 
+# ------------------------------------------------------------------------------ commands
 def cmd_train(args) -> int:
-    data = _load_data(args.dataset, download=args.download, normalize=args.normalize)
+    _check_out(args.out)
+    _resolve(args, TRAIN_DEFAULTS)
+    data = _load_data(args, args.dataset, normalize=args.normalize)
     model = build_model(args.model, seed=args.seed)
-    opt = _make_optimizer(args, model)
     t0 = time.perf_counter()
-    hist = fit(model, data.x_train, data.y_train, optimizer=opt, epochs=args.epochs,
-               batch_size=args.batch_size, rng=args.seed, progress=not args.json and args.progress)
+    hist = _fit(args, model, data, args.epochs)
     seconds = time.perf_counter() - t0
     test = evaluate(model, data.x_test, data.y_test)
     meta = {"dataset": data.name, "model": args.model, "epochs": args.epochs,
             "test_accuracy": float(test["accuracy"]), "seed": args.seed,
             "normalize": args.normalize}
-    save_checkpoint(args.out, model, metadata=meta)
+    _save(args.out, model, metadata=meta)
     payload = {"command": "train", "out": args.out, "train_loss": list(map(float, hist.loss)),
                "train_accuracy": list(map(float, hist.accuracy)),
                "test_loss": float(test["loss"]), "test_accuracy": float(test["accuracy"]),
@@ -106,8 +241,7 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     ckpt = _load_ckpt(args.checkpoint)
     name = args.dataset or ckpt.metadata.get("dataset", DEFAULT_DATASET)
-    data = _load_data(name, download=args.download,
-                      normalize=bool(ckpt.metadata.get("normalize", True)))
+    data = _load_data(args, name, normalize=bool(ckpt.metadata.get("normalize", True)))
     res = evaluate(ckpt.model, data.x_test, data.y_test)
     payload = {"command": "eval", "checkpoint": args.checkpoint, "dataset": data.name,
                "test_loss": float(res["loss"]), "test_accuracy": float(res["accuracy"])}
@@ -116,63 +250,130 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def _names(text: str) -> list[str]:
+    return [t if t.endswith(".weight") else f"{t}.weight" for t in text.split(",") if t]
+
+
 def _prune_targets(model, args) -> list[str]:
     weights = [f"{ln}.weight" for ln, layer in model.layers.items() if "weight" in layer.params]
+    shown = [w[: -len(".weight")] for w in weights]
+    for flag, text in (("--layers", args.layers), ("--exclude", args.exclude)):
+        if text is not None:
+            unknown = [t for t in _names(text) if t not in weights]
+            if unknown or not _names(text):
+                bad = [u[: -len(".weight")] for u in unknown] or [text]
+                raise CLIError(f"{flag}: unknown layer(s) {bad}; weighted layers: {shown}")
     if args.layers:
-        targets = [t if t.endswith(".weight") else f"{t}.weight" for t in args.layers.split(",")]
-        unknown = [t for t in targets if t not in weights]
-        if unknown:
-            raise CLIError(f"--layers: unknown layer(s) {unknown}; weighted layers: {weights}")
+        targets = _names(args.layers)
     else:
         targets = list(weights)
-        if args.granularity in ("channel",) and targets:
+        if args.granularity == "channel" and targets:
             targets = targets[:-1]  # never remove the classifier's output classes
     if args.exclude:
-        excluded = {t if t.endswith(".weight") else f"{t}.weight" for t in args.exclude.split(",")}
+        excluded = _names(args.exclude)
+        if args.layers:
+            idle = [e for e in excluded if e not in targets]
+            if idle:
+                raise CLIError(f"--exclude: {[e[: -len('.weight')] for e in idle]} not among "
+                               f"--layers, so excluding them does nothing")
         targets = [t for t in targets if t not in excluded]
     if args.granularity == "kernel":
         targets = [t for t in targets if model.params[t].ndim == 4]
     if not targets:
-        raise CLIError("no layer left to prune (check --layers / --exclude / --granularity)")
+        raise CLIError("--layers/--exclude/--granularity: no layer left to prune "
+                       f"(weighted layers: {shown})")
     return targets
 
 
+def _check_prune_flags(args) -> None:
+    """Refuse combinations in which a flag would do nothing or something else than it says."""
+    _refuse_renamed_n(args)
+    nm = args.granularity == "nm"
+    if nm:
+        for flag, name in (("--sparsity", "sparsity"), ("--relative-to", "relative_to")):
+            if _given(args, name):
+                raise CLIError(f"{flag}: not used with --granularity nm (the pattern is "
+                               f"--n-pruned of every --m weights)")
+        if args.global_:
+            raise CLIError("--global: --granularity nm is a per-group pattern with nothing to "
+                           "rank globally; drop --global")
+    else:
+        for flag, name in (("--n-pruned", "n_pruned"), ("--m", "m")):
+            if _given(args, name):
+                raise CLIError(f"{flag}: only used with --granularity nm, got --granularity "
+                               f"{args.granularity}")
+    if args.criterion == "lp" and args.p is None:
+        raise CLIError("--p: --criterion lp needs the norm order --p (> 0, or inf)")
+    if args.criterion != "lp" and args.p is not None:
+        raise CLIError(f"--p: only used with --criterion lp, got --criterion {args.criterion}")
+    if args.physical and args.granularity != "channel":
+        raise CLIError(f"--physical: removes whole output channels / neurons, which only "
+                       f"--granularity channel prunes; got --granularity {args.granularity}")
+    if args.finetune_epochs == 0:
+        for flag, name in (("--lr", "lr"), ("--optimizer", "optimizer"),
+                           ("--weight-decay", "weight_decay"), ("--batch-size", "batch_size")):
+            if _given(args, name):
+                raise CLIError(f"{flag}: only used for fine-tuning, but --finetune-epochs is 0")
+    _resolve(args, {**TRAIN_DEFAULTS, **PRUNE_DEFAULTS})
+    if nm:
+        try:
+            check_nm(args.n_pruned, args.m)
+        except (TypeError, ValueError) as exc:
+            raise CLIError(f"--n-pruned/--m: {exc}") from None
+
+
+def _check_thinnable(model, masks, args) -> None:
+    """With --physical, refuse (before fine-tuning) a pruning that leaves a layer no unit."""
+    for ln, dead in removable_units(model, masks).items():
+        if dead.size and dead.all():
+            raise CLIError(f"--sparsity: {args.sparsity} prunes every output unit of layer "
+                           f"{ln!r}, so --physical would leave a network whose output no "
+                           f"longer depends on its input; use a smaller --sparsity")
+
+
 def cmd_prune(args) -> int:
+    _check_prune_flags(args)
+    _check_out(args.out)
     ckpt = _load_ckpt(args.checkpoint)
     model = ckpt.model
-    name = args.dataset or ckpt.metadata.get("dataset", DEFAULT_DATASET)
-    data = _load_data(name, download=args.download,
-                      normalize=bool(ckpt.metadata.get("normalize", True)))
     targets = _prune_targets(model, args)
+    name = args.dataset or ckpt.metadata.get("dataset", DEFAULT_DATASET)
+    data = _load_data(args, name, normalize=bool(ckpt.metadata.get("normalize", True)))
     acc_before = _accuracy(model, data)
+    nm = args.granularity == "nm"
     try:
-        nm = args.granularity == "nm"
         masks = prune_model(model, targets, amount=None if nm else args.sparsity,
                             criterion=args.criterion, granularity=args.granularity,
-                            n_pruned=args.n if nm else None, m=args.m if nm else None,
-                            global_ranking=args.global_, relative_to=args.relative_to,
+                            n_pruned=args.n_pruned if nm else None, m=args.m if nm else None,
+                            global_ranking=args.global_,
+                            relative_to="remaining" if nm else args.relative_to,
                             p=args.p, rng=np.random.default_rng(args.seed))
     except (ValueError, TypeError) as exc:
         raise CLIError(str(exc)) from None
     set_masks_(model, masks)
+    if args.physical:
+        _check_thinnable(model, model.masks, args)
     acc_pruned = _accuracy(model, data)
     acc_finetuned = None
     if args.finetune_epochs > 0:
-        opt = _make_optimizer(args, model)
-        fit(model, data.x_train, data.y_train, optimizer=opt, epochs=args.finetune_epochs,
-            batch_size=args.batch_size, rng=args.seed, progress=not args.json and args.progress)
+        _fit(args, model, data, args.finetune_epochs)
         acc_finetuned = _accuracy(model, data)
-    report = sparsity_report(model)
+    pattern = {"n_pruned": args.n_pruned, "m": args.m} if nm else {}
+    report = sparsity_report(model, **pattern)
     meta = dict(ckpt.metadata)
-    meta.update(dataset=data.name, pruned={"criterion": args.criterion,
-                                           "granularity": args.granularity,
-                                           "sparsity": args.sparsity, "global": args.global_,
-                                           "layers": targets},
+    pruned = {"criterion": args.criterion, "granularity": args.granularity,
+              "global": args.global_, "layers": targets}
+    pruned.update(pattern if nm else {"sparsity": args.sparsity,
+                                      "relative_to": args.relative_to})
+    meta.update(dataset=data.name, pruned=pruned,
                 test_accuracy=acc_finetuned if acc_finetuned is not None else acc_pruned)
     out_model = model
     physical = None
     if args.physical:
-        thin, kept = thin_model(model)
+        try:
+            thin, kept = thin_model(model)
+        except ValueError as exc:
+            raise CLIError(f"--physical: {exc}") from None
         acc_thin = _accuracy(thin, data)
         physical = {"params_before": model.num_parameters(), "params_after": thin.num_parameters(),
                     "kept_units": {k: int(v.size) for k, v in kept.items()},
@@ -180,12 +381,12 @@ def cmd_prune(args) -> int:
         out_model = thin
         meta["physical"] = physical
     if args.out:
-        save_checkpoint(args.out, out_model, masks=out_model.masks, metadata=meta)
+        _save(args.out, out_model, masks=out_model.masks, metadata=meta)
     payload = {"command": "prune", "targets": targets, "accuracy_before": acc_before,
                "accuracy_pruned": acc_pruned, "accuracy_finetuned": acc_finetuned,
                "report": report, "physical": physical, "out": args.out}
-    what = (f"{args.n}:{args.m} (n_pruned:m)" if args.granularity == "nm"
-            else f"amount {args.sparsity} ({args.relative_to})")
+    what = (f"{args.n_pruned}:{args.m} (n_pruned:m)" if nm
+            else f"amount {args.sparsity} (relative to {args.relative_to})")
     lines = [f"pruned {', '.join(targets)}: {args.criterion} / {args.granularity}"
              f"{' (global)' if args.global_ else ''}, {what}",
              f"accuracy before pruning  {acc_before:.2%}",
@@ -204,96 +405,178 @@ def cmd_prune(args) -> int:
     return 0
 
 
+def _report_pattern(args, metadata) -> tuple[int, int]:
+    """The N:M pattern to check: the flags, else the one the checkpoint was pruned with, else 2:4."""
+    pruned = metadata.get("pruned")
+    stored = {}
+    if isinstance(pruned, dict) and pruned.get("granularity") == "nm":
+        stored = {k: pruned.get(k) for k in ("n_pruned", "m")}
+        try:
+            check_nm(stored["n_pruned"], stored["m"])
+        except (TypeError, ValueError) as exc:
+            raise CLIError(f"{args.checkpoint}: invalid N:M pattern in the checkpoint's "
+                           f"metadata: {exc}") from None
+    n_pruned = args.n_pruned if args.n_pruned is not None else stored.get("n_pruned", 2)
+    m = args.m if args.m is not None else stored.get("m", 4)
+    try:
+        return check_nm(n_pruned, m)
+    except (TypeError, ValueError) as exc:
+        raise CLIError(f"--n-pruned/--m: {exc}") from None
+
+
 def cmd_report(args) -> int:
+    _refuse_renamed_n(args)
     ckpt = _load_ckpt(args.checkpoint)
-    report = sparsity_report(ckpt.model, n_pruned=args.n, m=args.m)
+    n_pruned, m = _report_pattern(args, ckpt.metadata)
+    try:
+        report = sparsity_report(ckpt.model, n_pruned=n_pruned, m=m)
+    except ValueError as exc:
+        raise CLIError(f"{args.checkpoint}: {exc}") from None
     _emit(args, report, format_report(report))
     return 0
 
 
 def cmd_datasets(args) -> int:
-    rows = dataset_status()
+    rows = dataset_status(cli=True)
     _emit(args, rows, format_dataset_status(rows))
     return 0
 
 
-# ------------------------------------------------------------------------------------- parser
+# -------------------------------------------------------------------------------- parser
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default (unless None/False or already in the help text) and keeps
+    the line breaks of descriptions and epilogs (the report's column legend)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (action.default is None or action.default is argparse.SUPPRESS or action.nargs == 0
+                or "default" in text):
+            return text
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr (exit status 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tinyprune", description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(prog="tinyprune", description=__doc__.split("\n")[0], formatter_class=_Formatter,
+                allow_abbrev=False)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def add(name, **kw):
+        return sub.add_parser(name, formatter_class=_Formatter, allow_abbrev=False, **kw)
 
     def common(sp, data=True, train=False):
         sp.add_argument("--json", action="store_true", help="machine-readable output")
         if data:
-            sp.add_argument("--dataset", default=None if not train else DEFAULT_DATASET,
-                            choices=DATASET_NAMES, help="dataset (default: the embedded "
-                            "fashion-mnist-small, or the one recorded in the checkpoint)")
+            sp.add_argument("--dataset", default=DEFAULT_DATASET if train else None,
+                            choices=DATASET_NAMES,
+                            help=("dataset" if train else
+                                  f"dataset (default: the one recorded in the checkpoint, else "
+                                  f"{DEFAULT_DATASET})"))
+            sp.add_argument("--root", default=None, metavar="FOLDER",
+                            help="folder holding the dataset's IDX files (mnist / "
+                                 "fashion-mnist; searched first)")
             sp.add_argument("--download", action="store_true",
-                            help="allow downloading the dataset if not found locally")
+                            help="allow downloading mnist / fashion-mnist if not found locally")
         if train:
-            sp.add_argument("--batch-size", type=int, default=64)
-            sp.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
-            sp.add_argument("--lr", type=float, default=None,
-                            help="learning rate (default 0.05 for SGD, 1e-3 for Adam)")
-            sp.add_argument("--weight-decay", type=float, default=0.0)
-            sp.add_argument("--seed", type=int, default=0)
-            sp.add_argument("--no-progress", dest="progress", action="store_false")
+            sp.add_argument("--batch-size", type=int_at_least(1), default=None,
+                            help=f"mini-batch size (default: {TRAIN_DEFAULTS['batch_size']})")
+            sp.add_argument("--optimizer", choices=("sgd", "adam"), default=None,
+                            help="sgd (momentum 0.9) or adam (default: sgd)")
+            sp.add_argument("--lr", type=positive_float, default=None,
+                            help=f"learning rate (default: {DEFAULT_LR['sgd']} for sgd, "
+                                 f"{DEFAULT_LR['adam']} for adam)")
+            sp.add_argument("--weight-decay", type=nonnegative_float, default=None,
+                            help="L2 weight decay (default: 0)")
+            sp.add_argument("--seed", type=int_at_least(0), default=0,
+                            help="seed of the initialisation, the shuffling and random criteria")
+            sp.add_argument("--no-progress", dest="progress", action="store_false",
+                            help="no progress bar")
 
-    t = sub.add_parser("train", help="train a zoo model and save a checkpoint")
-    t.add_argument("--model", choices=sorted(MODELS), default="lecture-net")
-    t.add_argument("--epochs", type=int, default=1)
+    t = add("train", help="train a zoo model and save a checkpoint")
+    t.add_argument("--model", choices=sorted(MODELS), default="lecture-net",
+                   help="architecture from the model zoo")
+    t.add_argument("--epochs", type=int_at_least(1), default=1, help="passes over the data")
     t.add_argument("--out", required=True, help="checkpoint path (.npz)")
     t.add_argument("--no-normalize", dest="normalize", action="store_false",
                    help="feed raw [0, 1] pixels instead of standardised ones")
     common(t, train=True)
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("eval", help="evaluate a checkpoint on a dataset's test split")
-    e.add_argument("checkpoint")
+    e = add("eval", help="evaluate a checkpoint on a dataset's test split")
+    e.add_argument("checkpoint", help=CHECKPOINT_HELP)
     common(e)
     e.set_defaults(func=cmd_eval)
 
-    pr = sub.add_parser("prune", help="prune a checkpoint, fine-tune, report, save")
-    pr.add_argument("checkpoint")
-    pr.add_argument("--criterion", choices=sorted(CRITERIA), default="l1")
-    pr.add_argument("--granularity", choices=GRANULARITIES, default="element")
-    pr.add_argument("--sparsity", type=float, default=0.5,
-                    help="fraction of units (elements/channels/...) to prune (ignored for nm)")
-    pr.add_argument("--relative-to", choices=("remaining", "total"), default="total",
-                    help="'total': the model ends with this sparsity; 'remaining': prune this "
-                         "fraction of what is still unpruned (torch.nn.utils.prune)")
-    pr.add_argument("--p", type=float, default=None, help="norm order for --criterion lp")
-    pr.add_argument("--n", type=int, default=2, help="N:M: weights pruned in each group")
-    pr.add_argument("--m", type=int, default=4, help="N:M: group size")
+    pr = add("prune", help="prune a checkpoint, fine-tune, report, save",
+             epilog="The report printed at the end is explained by: tinyprune report --help")
+    pr.add_argument("checkpoint", help=CHECKPOINT_HELP)
+    pr.add_argument("--criterion", choices=sorted(CRITERIA), default="l1",
+                    help="importance score of each unit (lp needs --p)")
+    pr.add_argument("--granularity", choices=GRANULARITIES, default="element",
+                    help="what one unit is: a weight, a kernel row, a kernel, an output "
+                         "channel/neuron, an input channel, or the N:M pattern")
+    pr.add_argument("--sparsity", type=fraction, default=None,
+                    help=f"fraction of units to prune, read as --relative-to says (default: "
+                         f"{PRUNE_DEFAULTS['sparsity']}; not with nm)")
+    pr.add_argument("--relative-to", choices=RELATIVE_TO, default=None,
+                    help="'remaining': prune this fraction of the units still unpruned "
+                         "(torch.nn.utils.prune; pruning 0.5 twice leaves 25%%); 'total': prune "
+                         "until this fraction of all units is pruned (a target sparsity) "
+                         "(default: remaining, as the library's relative_to)")
+    pr.add_argument("--p", type=norm_order, default=None,
+                    help="norm order for --criterion lp (> 0, or inf)")
+    pr.add_argument("--n-pruned", type=int_at_least(0), default=None,
+                    help=f"--granularity nm: weights pruned in each group of --m (default: "
+                         f"{PRUNE_DEFAULTS['n_pruned']}; 2:4 = 2 of every 4 pruned, 50%%)")
+    pr.add_argument("--m", type=int_at_least(1), default=None,
+                    help=f"--granularity nm: group size, consecutive weights along the input "
+                         f"(default: {PRUNE_DEFAULTS['m']})")
+    pr.add_argument("--n", dest="old_n", default=None, help=argparse.SUPPRESS)
     pr.add_argument("--global", dest="global_", action="store_true",
                     help="rank all target layers together instead of layer by layer")
     pr.add_argument("--layers", default=None, help="comma-separated layers to prune "
                     "(default: all weighted layers; the classifier is left out for channel)")
     pr.add_argument("--exclude", default=None, help="comma-separated layers to leave dense")
-    pr.add_argument("--finetune-epochs", type=int, default=1)
+    pr.add_argument("--finetune-epochs", type=int_at_least(0), default=1,
+                    help="epochs of training with the masks enforced (0: none)")
     pr.add_argument("--physical", action="store_true",
-                    help="remove pruned channels/neurons and save the smaller dense model")
-    pr.add_argument("--out", default=None)
+                    help="remove pruned channels/neurons and save the smaller dense model "
+                         "(--granularity channel only)")
+    pr.add_argument("--out", default=None, help="where to save the pruned checkpoint (.npz)")
     common(pr, train=True)
     pr.set_defaults(dataset=None, func=cmd_prune)
 
-    r = sub.add_parser("report", help="sparsity report of a checkpoint")
-    r.add_argument("checkpoint")
-    r.add_argument("--n", type=int, default=2, help="N:M pattern to check: pruned per group")
-    r.add_argument("--m", type=int, default=4, help="N:M pattern to check: group size")
+    r = add("report", help="sparsity report of a checkpoint",
+            description="Per-layer sparsity, structure, N:M compliance, storage and MACs of a "
+                        "checkpoint.\n\n" + COLUMNS)
+    r.add_argument("checkpoint", help=CHECKPOINT_HELP)
+    r.add_argument("--n-pruned", type=int_at_least(0), default=None,
+                   help="N:M pattern to check: weights pruned per group (default: the pattern "
+                        "the checkpoint was pruned with, else 2)")
+    r.add_argument("--m", type=int_at_least(1), default=None,
+                   help="N:M pattern to check: group size (default: the checkpoint's, else 4)")
+    r.add_argument("--n", dest="old_n", default=None, help=argparse.SUPPRESS)
     common(r, data=False)
     r.set_defaults(func=cmd_report)
 
-    d = sub.add_parser("datasets", help="where each dataset is, sizes and checksums")
+    d = add("datasets", help="where each dataset is, sizes and checksums")
     common(d, data=False)
     d.set_defaults(func=cmd_datasets)
     return p
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the command line; returns the exit status (0 ok, 2 bad arguments or input)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a bad argument (2, one line already printed)
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.func(args)
     except CLIError as exc:

@@ -1,20 +1,31 @@
 """Sparsity report: how much of a model is pruned, in what structure, and what it saves.
 
-For every Linear / Conv2d layer (weight and bias together) and in total:
+For every Linear / Conv2d layer and in total (the columns of :func:`format_report`, explained in
+:data:`COLUMNS`):
 
-* ``params``, ``nonzero`` and fine-grained ``sparsity = 1 - nonzero / params``;
+* ``params`` (weight + bias) and ``nonzero`` (weight + bias); ``weight_sparsity`` =
+  ``1 - nonzero(W) / size(W)`` (the weights alone, what pruning targets) and ``sparsity`` =
+  ``1 - nonzero(W, b) / size(W, b)`` (biases included);
 * structure of the weight's zeros: fraction of all-zero output ``channels`` (filters / neurons, the
   rows of ``W``), all-zero ``input_channels`` (columns), all-zero ``kernels`` (conv only: KHxKW
   kernels of one (out, in) pair);
 * ``nm_compliance``: fraction of the weight's N:M groups (M consecutive weights along the input
-  dimension) with at least ``n_pruned`` zeros, for the pattern asked for (default 2:4);
+  dimension) with at least ``n_pruned`` zeros, for the pattern asked for (the one the model was
+  pruned with, when the caller knows it; else 2:4);
 * ``dense_bytes`` (every parameter stored) vs ``csr_bytes``: the weight in CSR (compressed sparse
   row) format, with the weight viewed as a ``(out, in*KH*KW)`` matrix, values in the parameter's
   dtype and 32-bit column indices and row pointers (``nnz*(itemsize + 4) + (rows + 1)*4``), plus the
   bias stored densely;
-* ``macs_dense`` vs ``macs_remaining`` per sample: a weight is used once per output position
-  (``H_out*W_out`` times in a conv, once in a Linear layer), so the remaining multiply-accumulates
-  are ``nonzero(W) * H_out * W_out``.
+* multiply-accumulates per sample. A weight is used once per output position (``H_out*W_out`` times
+  in a conv, once in a Linear layer): ``macs_dense = size(W) * H_out * W_out``;
+  ``macs_remaining = nonzero(W) * H_out * W_out`` counts the nonzero weights;
+  ``macs_effective`` counts only the nonzero weights that read a *live* input. An input channel
+  (or feature) is dead when the unit producing it always outputs exactly zero: all its weights
+  that read live inputs are zero and its bias is zero. ReLU, max-pooling and dropout keep a zero
+  channel zero, and Flatten spreads a channel over its ``H*W`` features, so a pruned output
+  channel of conv1 kills an input channel of conv2, and a pruned conv2 filter kills ``H*W``
+  inputs of fc1. ``macs_effective`` is what a thinned model
+  (:func:`tinyprune.prune.thinning.thin_model`) with sparse kernels would compute.
 """
 
 from __future__ import annotations
@@ -23,24 +34,66 @@ import json
 
 import numpy as np
 
-from .nn.layers import Conv2d, Linear
+from .nn.layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU
 from .nn.model import Sequential
 from .prune.nm import check_nm, nm_group_view
+
+COLUMNS = """\
+columns (per Linear/Conv2d layer; 'total' sums the layers):
+  params     parameters of the layer, weight + bias
+  nonzero    nonzero parameters, weight + bias
+  w-sparse   weight sparsity: 1 - nonzero(W) / size(W) (weights only, what pruning targets)
+  sparse     sparsity with biases: 1 - nonzero(W, b) / size(W, b)
+  0-chan     fraction of output channels / neurons whose weights are all zero (rows of W)
+  0-in       fraction of input channels / features whose weights are all zero (columns of W)
+  0-kern     conv only: fraction of KHxKW kernels (one per output/input pair) that are all zero
+  N:M ok     fraction of groups of M consecutive weights (along the input) with >= N zeros,
+             for the N:M pattern named below the table (N = weights pruned per group)
+  dense kB   all parameters stored densely, 1 kB = 1000 bytes
+  CSR kB     weight in CSR format (values + 32-bit column indices + 32-bit row pointers)
+             plus the dense bias
+  MACs       multiply-accumulates per sample of the dense layer (weights x output positions)
+  MACs left  effective MACs: nonzero weights that read a live input, x output positions; an
+             input is dead when the unit producing it always outputs 0 (a pruned channel of
+             conv1 kills an input channel of conv2; through Flatten, H*W features of fc1)"""
+"""The report's column legend (printed by ``tinyprune report --help``)."""
 
 
 def _zero_fraction(nonzero_per_set: np.ndarray) -> float:
     return float(np.mean(nonzero_per_set == 0)) if nonzero_per_set.size else 0.0
 
 
-def layer_report(layer, in_shape, *, n_pruned=2, m=4) -> dict:
-    """Statistics of one Linear/Conv2d layer (see the module docstring for the definitions)."""
+def layer_report(layer, in_shape, *, n_pruned=2, m=4, live_in=None) -> dict:
+    """Statistics of one Linear/Conv2d layer (see the module docstring for the definitions).
+
+    Parameters
+    ----------
+    layer : Linear or Conv2d
+    in_shape : tuple of int
+        Shape of one input sample.
+    n_pruned, m : int
+        The N:M pattern whose compliance is measured.
+    live_in : ndarray of bool, shape ``(in_features,)`` / ``(C_in,)``, optional
+        Which inputs can be nonzero (default: all); used for ``macs_effective``.
+
+    Returns
+    -------
+    dict
+        The layer's statistics; ``live_out`` (a list of bools, one per output unit) says which
+        outputs can be nonzero.
+    """
     w = layer.params["weight"]
     b = layer.params.get("bias")
     nz = w != 0  # (out, in[, KH, KW])
     rows = nz.reshape(w.shape[0], -1)  # (out, in*KH*KW)
     per_in = nz.reshape(w.shape[0], w.shape[1], -1).any(axis=2)  # (out, in)
+    live_in = np.ones(w.shape[1], dtype=bool) if live_in is None else live_in
     nnz_w = int(nz.sum())
+    nnz_w_live = int(nz.reshape(w.shape[0], w.shape[1], -1)[:, live_in].sum())
     nnz_b = 0 if b is None else int(np.count_nonzero(b))
+    live_out = per_in[:, live_in].any(axis=1)  # (out,) a live weight reads a live input
+    if b is not None:
+        live_out |= b != 0  # a constant nonzero output is not dead
     n_params = w.size + (0 if b is None else b.size)
     itemsize = w.dtype.itemsize
     out_positions = 1
@@ -48,13 +101,15 @@ def layer_report(layer, in_shape, *, n_pruned=2, m=4) -> dict:
         _, h_out, w_out = layer.output_shape(in_shape)
         out_positions = h_out * w_out
     groups = nm_group_view(w == 0, m, fill=True)  # (out, n_groups, m); padding counts as pruned
-    report = {
+    return {
         "type": type(layer).__name__,
         "shape": list(w.shape),
         "params": int(n_params),
         "nonzero": nnz_w + nnz_b,
-        "sparsity": 1.0 - (nnz_w + nnz_b) / n_params,
+        "weight_params": int(w.size),
+        "nonzero_weights": nnz_w,
         "weight_sparsity": 1.0 - nnz_w / w.size,
+        "sparsity": 1.0 - (nnz_w + nnz_b) / n_params,
         "zero_channels": _zero_fraction(rows.sum(axis=1)),
         "zero_input_channels": _zero_fraction(per_in.sum(axis=0)),
         "zero_kernels": _zero_fraction(per_in) if w.ndim == 4 else None,
@@ -65,8 +120,9 @@ def layer_report(layer, in_shape, *, n_pruned=2, m=4) -> dict:
                          + (0 if b is None else b.size * itemsize)),
         "macs_dense": int(w.size * out_positions),
         "macs_remaining": int(nnz_w * out_positions),
+        "macs_effective": int(nnz_w_live * out_positions),
+        "live_out": live_out.tolist(),
     }
-    return report
 
 
 def sparsity_report(model: Sequential, *, n_pruned=2, m=4) -> dict:
@@ -77,50 +133,78 @@ def sparsity_report(model: Sequential, *, n_pruned=2, m=4) -> dict:
     model : Sequential
         Needs ``input_shape`` (for conv output sizes and MACs).
     n_pruned, m : int
-        The N:M pattern whose compliance is measured (default 2:4, i.e. 50%).
+        The N:M pattern whose compliance is measured (default 2:4, i.e. 50%): pass the pattern
+        the model was pruned with (the CLI reads it from the checkpoint).
 
     Returns
     -------
     dict
-        ``{"model": name, "layers": {name: {...}}, "total": {...}}``, JSON-serialisable.
+        ``{"model": name, "nm_pattern": {"n_pruned", "m"}, "layers": {name: {...}},
+        "total": {...}}``, JSON-serialisable. ``total`` holds the summed counts, the
+        ``weight_sparsity`` and ``sparsity`` (with biases) of the weighted layers together,
+        ``compression`` (dense / CSR bytes), ``mac_reduction`` (dense / effective MACs, ``None``
+        when no MAC is left) and ``mac_reduction_nonzero`` (dense / nonzero-weight MACs).
     """
     n_pruned, m = check_nm(n_pruned, m)
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model: expected a Sequential, got {type(model).__name__}")
     layers = {}
+    live = None  # which channels / features of the current activation can be nonzero
     for ln, in_shape, _ in model.layer_shapes():
         layer = model.layers[ln]
         if isinstance(layer, (Linear, Conv2d)):
-            layers[ln] = layer_report(layer, in_shape, n_pruned=n_pruned, m=m)
-    keys = ("params", "nonzero", "dense_bytes", "csr_bytes", "macs_dense", "macs_remaining")
+            r = layer_report(layer, in_shape, n_pruned=n_pruned, m=m, live_in=live)
+            live = np.array(r.pop("live_out"), dtype=bool)
+            layers[ln] = r
+        elif isinstance(layer, Flatten):
+            if live is not None:  # channel c becomes features c*H*W ... (c+1)*H*W - 1
+                live = np.repeat(live, int(np.prod(in_shape[1:], dtype=np.int64)))
+        elif not isinstance(layer, (ReLU, MaxPool2d, Dropout)):
+            live = None  # an unknown layer may mix channels: assume every output is live
+    keys = ("params", "nonzero", "weight_params", "nonzero_weights", "dense_bytes", "csr_bytes",
+            "macs_dense", "macs_remaining", "macs_effective")
     total = {k: int(sum(r[k] for r in layers.values())) for k in keys}
+    total["weight_sparsity"] = (1.0 - total["nonzero_weights"] / total["weight_params"]
+                                if total["weight_params"] else 0.0)
     total["sparsity"] = 1.0 - total["nonzero"] / total["params"] if total["params"] else 0.0
     total["compression"] = total["dense_bytes"] / total["csr_bytes"] if total["csr_bytes"] else 0.0
-    total["mac_reduction"] = (total["macs_dense"] / total["macs_remaining"]
-                              if total["macs_remaining"] else float("inf"))
-    return {"model": model.name, "layers": layers, "total": total}
+    total["mac_reduction"] = (total["macs_dense"] / total["macs_effective"]
+                              if total["macs_effective"] else None)
+    total["mac_reduction_nonzero"] = (total["macs_dense"] / total["macs_remaining"]
+                                      if total["macs_remaining"] else None)
+    return {"model": model.name, "nm_pattern": {"n_pruned": n_pruned, "m": m},
+            "layers": layers, "total": total}
+
+
+def _reduction(value) -> str:
+    return "all MACs removed" if value is None else f"{value:.2f}x"
 
 
 def format_report(report: dict) -> str:
-    """Plain-text table of :func:`sparsity_report` output."""
-    head = (f"{'layer':<8} {'params':>10} {'nonzero':>10} {'sparsity':>8} {'0-chan':>7} "
-            f"{'0-in':>6} {'0-kern':>7} {'N:M ok':>7} {'dense kB':>9} {'CSR kB':>8} "
-            f"{'MACs':>11} {'MACs left':>11}")
+    """Plain-text table of :func:`sparsity_report` output (columns: :data:`COLUMNS`)."""
+    head = (f"{'layer':<8} {'params':>10} {'nonzero':>10} {'w-sparse':>8} {'sparse':>7} "
+            f"{'0-chan':>7} {'0-in':>6} {'0-kern':>7} {'N:M ok':>7} {'dense kB':>9} "
+            f"{'CSR kB':>8} {'MACs':>11} {'MACs left':>11}")
     lines = [head, "-" * len(head)]
     for ln, r in report["layers"].items():
         kern = "-" if r["zero_kernels"] is None else f"{r['zero_kernels']:.1%}"
         lines.append(
-            f"{ln:<8} {r['params']:>10,} {r['nonzero']:>10,} {r['sparsity']:>8.1%} "
-            f"{r['zero_channels']:>7.1%} {r['zero_input_channels']:>6.1%} {kern:>7} "
-            f"{r['nm_compliance']:>7.1%} {r['dense_bytes'] / 1e3:>9.1f} {r['csr_bytes'] / 1e3:>8.1f} "
-            f"{r['macs_dense']:>11,} {r['macs_remaining']:>11,}")
+            f"{ln:<8} {r['params']:>10,} {r['nonzero']:>10,} {r['weight_sparsity']:>8.1%} "
+            f"{r['sparsity']:>7.1%} {r['zero_channels']:>7.1%} {r['zero_input_channels']:>6.1%} "
+            f"{kern:>7} {r['nm_compliance']:>7.1%} {r['dense_bytes'] / 1e3:>9.1f} "
+            f"{r['csr_bytes'] / 1e3:>8.1f} {r['macs_dense']:>11,} {r['macs_effective']:>11,}")
     t = report["total"]
     lines.append("-" * len(head))
     lines.append(
-        f"{'total':<8} {t['params']:>10,} {t['nonzero']:>10,} {t['sparsity']:>8.1%} "
-        f"{'':>7} {'':>6} {'':>7} {'':>7} {t['dense_bytes'] / 1e3:>9.1f} "
-        f"{t['csr_bytes'] / 1e3:>8.1f} {t['macs_dense']:>11,} {t['macs_remaining']:>11,}")
-    pattern = next(iter(report["layers"].values()))["nm_pattern"] if report["layers"] else "2:4"
-    lines.append(f"CSR compression {t['compression']:.2f}x, MAC reduction "
-                 f"{t['mac_reduction']:.2f}x; N:M column checks the {pattern} pattern")
+        f"{'total':<8} {t['params']:>10,} {t['nonzero']:>10,} {t['weight_sparsity']:>8.1%} "
+        f"{t['sparsity']:>7.1%} {'':>7} {'':>6} {'':>7} {'':>7} {t['dense_bytes'] / 1e3:>9.1f} "
+        f"{t['csr_bytes'] / 1e3:>8.1f} {t['macs_dense']:>11,} {t['macs_effective']:>11,}")
+    nm = report.get("nm_pattern", {"n_pruned": 2, "m": 4})
+    lines.append(f"CSR compression {t['compression']:.2f}x; MAC reduction "
+                 f"{_reduction(t['mac_reduction'])} (dead inputs counted; nonzero weights alone: "
+                 f"{_reduction(t['mac_reduction_nonzero'])}); N:M ok checks the "
+                 f"{nm['n_pruned']}:{nm['m']} pattern ({nm['n_pruned']} of every {nm['m']} "
+                 f"pruned)")
     return "\n".join(lines)
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import numbers
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..nn.validation import check_int, check_real
 from . import download as dl
 from .embedded import SUBSET_NAME, load_subset_arrays
 from .idx import is_gzip, read_idx, read_idx_header
@@ -49,8 +49,14 @@ ROLES = ("train_images", "train_labels", "test_images", "test_labels")
 class DatasetNotFoundError(FileNotFoundError):
     """The dataset is in none of the searched folders (and was not, or could not be, downloaded).
 
-    The message lists the folders searched, the expected file names and how to provide them.
+    The message lists the folders searched, the expected file names and how to provide them, in
+    the words of the Python API (``root=``, ``download=True``); :attr:`cli_message` says the same
+    in the words of the ``tinyprune`` command (``--root``, ``--download``).
     """
+
+    def __init__(self, message: str, cli_message: str | None = None):
+        super().__init__(message)
+        self.cli_message = message if cli_message is None else cli_message
 
 
 class Dataset(NamedTuple):
@@ -228,36 +234,46 @@ def download_dataset(name: str, root=None, *, mirrors=None, timeout: float = 30.
     return target
 
 
-def _not_found_message(info: DatasetInfo, root: Path | None, mirrors, attempts=()) -> str:
+def _not_found_error(info: DatasetInfo, root: Path | None, mirrors, attempts=()):
+    """The :class:`DatasetNotFoundError`, worded for Python callers and for the command line."""
+    return DatasetNotFoundError(_not_found_message(info, root, mirrors, attempts),
+                                _not_found_message(info, root, mirrors, attempts, cli=True))
+
+
+def _not_found_message(info: DatasetInfo, root: Path | None, mirrors, attempts=(), *,
+                       cli: bool = False) -> str:
     files = ", ".join(r.filename for r in info.files)
     lines = [f"{info.title} ({info.name!r}) not found. Expected the files {files} "
              "(each gzipped or not) in one folder. Searched:"]
     searched = dict(_search_list(info, root))
+    root_arg, download_arg = ("--root /that/folder", "--download") if cli else \
+        ("root='/that/folder'", "download=True")
     for label, empty in (("root argument", "not given"), (f"${ENV_VAR}", "not set"),
                          ("user cache", "-"), ("system folders", "none configured")):
         where = ", ".join(str(f) for f in searched.get(label, ()))
-        lines.append(f"  - {label}: {where or empty}")
+        shown = "--root" if cli and label == "root argument" else label
+        lines.append(f"  - {shown}: {where or empty}")
     cache = user_cache_dir() / info.subdir
     sources = ", ".join(mirrors) or "(no mirrors configured: pass mirrors=[...])"
     lines += [
         "Provide the data in one of these ways:",
-        f"  (a) put the files in a folder and pass root='/that/folder' (or copy them to {cache});",
+        f"  (a) put the files in a folder and pass {root_arg} (or copy them to {cache});",
         f"  (b) set the environment variable {ENV_VAR}=/that/folder "
         f"(files in /that/folder/{info.subdir} or directly in it);",
     ]
     if info.system_package:
         lines.append(f"  (c) install Debian's package: apt-get install {info.system_package} "
                      f"(it provides /usr/share/datasets/{info.subdir});")
-        lines.append(f"  (d) pass download=True to fetch them from {sources} "
+        lines.append(f"  (d) pass {download_arg} to fetch them from {sources} "
                      f"into {_download_target(info, root)} (checksums verified).")
     else:
-        lines.append(f"  (c) pass download=True to fetch them from {sources} "
+        lines.append(f"  (c) pass {download_arg} to fetch them from {sources} "
                      f"into {_download_target(info, root)} (checksums verified).")
     if attempts:
         lines.append("The download failed:")
         lines += [f"  {a}" for a in attempts]
-    lines.append(f"Offline, load_dataset({SUBSET_NAME!r}) uses the small Fashion-MNIST subset "
-                 "shipped with tinyprune.")
+    offline = f"--dataset {SUBSET_NAME}" if cli else f"load_dataset({SUBSET_NAME!r})"
+    lines.append(f"Offline, {offline} uses the small Fashion-MNIST subset shipped with tinyprune.")
     return "\n".join(lines)
 
 
@@ -315,12 +331,11 @@ def _load_full(name, root, download, normalize, verify, mirrors, timeout) -> Dat
     folder = find_dataset(info.name, root)
     if folder is None:
         if not download:
-            raise DatasetNotFoundError(_not_found_message(info, root, mirrors))
+            raise _not_found_error(info, root, mirrors)
         try:
             folder = download_dataset(info.name, root, mirrors=mirrors, timeout=timeout)
         except dl.DownloadError as e:
-            raise DatasetNotFoundError(
-                _not_found_message(info, root, mirrors, e.attempts)) from e
+            raise _not_found_error(info, root, mirrors, e.attempts) from e
     paths = [_find_file(folder, r) for r in info.files]
     arrays = [_read_verified(p, r, verify) for p, r in zip(paths, info.files, strict=True)]
     n_cls = len(info.class_names)
@@ -445,11 +460,9 @@ def train_val_split(x: np.ndarray, y: np.ndarray, val_fraction: float, *, seed: 
                          f"x's first dimension, got x {x.shape} and y {y.shape}")
     if stratify and y.dtype.kind not in "iub":
         raise TypeError(f"y: expected integer labels for stratify=True, got dtype {y.dtype}")
-    if isinstance(val_fraction, bool) or not isinstance(val_fraction, numbers.Real) or not (
-            0.0 < float(val_fraction) < 1.0):
-        raise ValueError(f"val_fraction: expected a number in (0, 1), got {val_fraction!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise TypeError(f"seed: expected a non-negative int, got {seed!r}")
+    val_fraction = check_real(val_fraction, "val_fraction (in (0, 1))", minimum=0.0, maximum=1.0,
+                              exclusive_minimum=True, exclusive_maximum=True)
+    seed = check_int(seed, "seed", minimum=0)
     n = y.shape[0]
     if n < 2:
         raise ValueError(f"x: expected at least 2 samples to split, got {n}")
@@ -479,10 +492,10 @@ def _status(name, location, n_train, n_test, checksum, files, hint) -> dict:
             "hint": hint}
 
 
-def _full_status(info: DatasetInfo, root: Path | None, verify: bool) -> dict:
+def _full_status(info: DatasetInfo, root: Path | None, verify: bool, cli: bool) -> dict:
     folder = find_dataset(info.name, root)
     if folder is None:
-        hint = _not_found_message(info, root, info.mirrors)
+        hint = _not_found_message(info, root, info.mirrors, cli=cli)
         return _status(info.name, None, None, None, dl.MISSING, {}, hint)
     files, counts, problems = {}, [], []
     for record in info.files:
@@ -505,8 +518,10 @@ def _full_status(info: DatasetInfo, root: Path | None, verify: bool) -> dict:
         checksum = dl.VERIFIED
     hint = ""
     if checksum == dl.MISMATCH:
+        where = f"the error of 'tinyprune train --dataset {info.name}'" if cli else \
+            "load_dataset's error message"
         hint = (f"files in {folder} are damaged or not {info.title}: delete them and provide "
-                "the data again (see load_dataset's error message for the options)")
+                f"the data again (see {where} for the options)")
     n_train = counts[0] if len(counts) == 4 else None
     n_test = counts[2] if len(counts) == 4 else None
     return _status(info.name, str(folder), n_train, n_test, checksum, files, hint)
@@ -524,13 +539,15 @@ def _embedded_status(verify: bool) -> dict:
                    dl.VERIFIED if verify else "unchecked", {}, "")
 
 
-def dataset_status(root=None, *, verify: bool = True) -> list[dict]:
+def dataset_status(root=None, *, verify: bool = True, cli: bool = False) -> list[dict]:
     """Report, for every registered dataset, where it is found, its sizes and checksums.
 
     Searches like the loaders (``root``, ``$TINYPRUNE_DATA``, user cache, system folders) but
     never downloads. With ``verify`` every file is hashed (well under a second for
     Fashion-MNIST's re-compressed Debian copy, which must be decompressed). Never raises for
-    bad data: problems are reported in ``checksum``, ``files`` and ``hint``.
+    bad data: problems are reported in ``checksum``, ``files`` and ``hint``. With ``cli`` the
+    hints speak the command line's words (``--root``, ``--download``) instead of the Python
+    API's (``root=``, ``download=True``).
 
     Returns
     -------
@@ -548,7 +565,7 @@ def dataset_status(root=None, *, verify: bool = True) -> list[dict]:
         * ``hint``: how to get (or repair) the dataset; empty when all is well.
     """
     root = _path_arg(root, "root")
-    out = [_full_status(info, root, verify) for info in DATASETS.values()]
+    out = [_full_status(info, root, verify, cli) for info in DATASETS.values()]
     out.append(_embedded_status(verify))
     return out
 

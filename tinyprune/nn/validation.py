@@ -14,7 +14,8 @@ import numpy as np
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def check_float_array(x, name: str, *, ndim: int | None = None, finite: bool = False):
+def check_float_array(x, name: str, *, ndim: int | None = None, finite: bool = False,
+                      nonempty: bool = False):
     """Return ``x`` unchanged after checking it is a float32/float64 ndarray.
 
     Parameters
@@ -26,14 +27,18 @@ def check_float_array(x, name: str, *, ndim: int | None = None, finite: bool = F
     ndim : int, optional
         Required number of dimensions.
     finite : bool
-        Also reject NaN and infinity (costs one pass over ``x``).
+        Also reject NaN and infinity (costs one pass over ``x``); the message gives the first
+        offending index.
+    nonempty : bool
+        Also reject arrays with a zero-length dimension (``(0, n)``, ``(n, 0)``).
 
     Raises
     ------
     TypeError
         If ``x`` is not a NumPy array or its dtype is not float32/float64.
     ValueError
-        If the number of dimensions is wrong or (with ``finite``) a value is NaN/inf.
+        If the number of dimensions is wrong, (with ``nonempty``) ``x`` is empty or (with
+        ``finite``) a value is NaN/inf.
     """
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name}: expected a numpy.ndarray, got {type(x).__name__}")
@@ -44,18 +49,46 @@ def check_float_array(x, name: str, *, ndim: int | None = None, finite: bool = F
         )
     if ndim is not None and x.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-D array, got shape {x.shape}")
+    if nonempty and x.size == 0:
+        raise ValueError(f"{name}: expected a non-empty array, got shape {x.shape}")
     if finite and not np.isfinite(x).all():
-        raise ValueError(f"{name}: expected finite values, found NaN or infinity")
+        first = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
+        raise ValueError(f"{name}: expected finite values (no NaN or infinity), found {x[first]} "
+                         f"at index {first}")
     return x
 
 
-def check_int(value, name: str, *, minimum: int | None = None) -> int:
-    """Return ``value`` as a Python int after checking its type and lower bound."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+def check_real(value, name: str, *, minimum: float | None = None, maximum: float | None = None,
+               exclusive_minimum: bool = False, exclusive_maximum: bool = False) -> float:
+    """Return ``value`` as a finite Python float after checking its type and range.
+
+    ``minimum <= value <= maximum`` (strict with ``exclusive_minimum`` / ``exclusive_maximum``);
+    NaN and infinity are always rejected.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {value}")
+    if minimum is not None and (value <= minimum if exclusive_minimum else value < minimum):
+        op = ">" if exclusive_minimum else ">="
+        raise ValueError(f"{name}: expected a number {op} {minimum}, got {value}")
+    if maximum is not None and (value >= maximum if exclusive_maximum else value > maximum):
+        op = "<" if exclusive_maximum else "<="
+        raise ValueError(f"{name}: expected a number {op} {maximum}, got {value}")
+    return value
+
+
+def check_int(value, name: str, *, minimum: int | None = None,
+              maximum: int | None = None) -> int:
+    """Return ``value`` as a Python int after checking its type and bounds (both inclusive)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected an integer, got {value!r} ({type(value).__name__})")
     value = int(value)
     if minimum is not None and value < minimum:
         raise ValueError(f"{name}: expected an integer >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name}: expected an integer <= {maximum}, got {value}")
     return value
 
 

@@ -18,7 +18,7 @@ Similarity and clustering (the lecture's "remove the redundancy across weights o
   Convolutional Neural Networks Acceleration", CVPR 2019);
 * :func:`cluster_redundancy_scores` -- k-means on the filters, one representative kept per cluster
   (Wu et al., "Cluster-Based Structural Redundancy Identification for Neural Network
-  Compression", Entropy 2023), with :func:`kmeans` written here in NumPy.
+  Compression", Entropy 2023), with the shared :func:`tinyprune.common.kmeans.kmeans`.
 
 And :func:`random_scores`, the baseline every criterion should beat.
 """
@@ -29,35 +29,21 @@ import numbers
 
 import numpy as np
 
+from ..common.kmeans import kmeans, kmeans_naive, kmeans_plusplus_init  # noqa: F401 (re-exported)
+from ..nn.validation import as_generator, check_float_array, check_int
 from .granularity import group_reduce, set_shape
 
 CRITERIA = ("magnitude", "l1", "l2", "linf", "lp", "random", "geometric_median", "cluster")
 """Criterion names understood by :func:`tinyprune.prune.select.prune_weight`."""
 
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
 # --------------------------------------------------------------------------- input checks
 def check_weight(w, name: str = "w") -> np.ndarray:
-    """Return ``w`` unchanged after checking it is a float32/float64 ndarray without NaN."""
-    if not isinstance(w, np.ndarray):
-        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(w).__name__}")
-    if w.dtype not in _FLOAT_DTYPES:
-        raise TypeError(f"{name}: expected dtype float32 or float64, got {w.dtype}")
-    if np.isnan(w).any():
-        first = tuple(int(i) for i in np.argwhere(np.isnan(w))[0])
-        raise ValueError(f"{name}: expected no NaN, found NaN at index {first}")
-    return w
+    """Return ``w`` unchanged after checking it is a non-empty, finite float32/float64 ndarray.
 
-
-def check_rng(rng, name: str = "rng") -> np.random.Generator:
-    """Return a Generator: ``rng`` itself, or ``np.random.default_rng(rng)`` for an int seed."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
-        return np.random.default_rng(int(rng))
-    raise TypeError(f"{name}: expected a numpy.random.Generator or an int seed, "
-                    f"got {type(rng).__name__}")
+    A NaN or infinite weight would give NaN scores and a silently wrong mask, so it is an error
+    (:func:`tinyprune.nn.validation.check_float_array` with ``finite=True, nonempty=True``).
+    """
+    return check_float_array(w, name, finite=True, nonempty=True)
 
 
 def _check_filters(w, name="w") -> np.ndarray:
@@ -145,7 +131,7 @@ def random_scores(w, rng, granularity="element", *, vector_size=None) -> np.ndar
     ndarray, float64, shape :func:`~tinyprune.prune.granularity.set_shape`
     """
     check_weight(w)
-    rng = check_rng(rng)
+    rng = as_generator(rng)
     return rng.random(set_shape(w.shape, granularity, vector_size=vector_size))
 
 
@@ -204,135 +190,6 @@ def geometric_median_scores_naive(w) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- clustering
-def kmeans_plusplus_init(x, n_clusters, rng) -> np.ndarray:
-    """k-means++ seeding (Arthur & Vassilvitskii 2007): indices of ``n_clusters`` rows of ``x``.
-
-    The first centre is uniform; each next one is drawn with probability proportional to
-    :math:`D(x)^2`, the squared distance to the nearest centre chosen so far. If every remaining
-    point coincides with a centre (all :math:`D^2 = 0`), the next centre is drawn uniformly among
-    the rows not yet chosen, so the indices are always distinct.
-
-    Parameters
-    ----------
-    x : ndarray, shape ``(n, D)``, float64
-    n_clusters : int, ``1 <= n_clusters <= n``
-    rng : numpy.random.Generator
-
-    Returns
-    -------
-    ndarray of int, shape ``(n_clusters,)``
-    """
-    n = x.shape[0]
-    sq = np.einsum("nd,nd->n", x, x)  # (n,)
-
-    def sq_dist_to(i):  # ||x_j - x_i||^2 for all j, one matrix-vector product
-        return np.maximum(sq + sq[i] - 2.0 * (x @ x[i]), 0.0)  # (n,)
-
-    chosen = [int(rng.integers(n))]
-    d2 = sq_dist_to(chosen[0])  # (n,)
-    d2[chosen[0]] = 0.0
-    for _ in range(1, n_clusters):
-        total = d2.sum()
-        if total > 0:
-            nxt = int(rng.choice(n, p=d2 / total))
-        else:
-            free = np.setdiff1d(np.arange(n), chosen)
-            nxt = int(rng.choice(free))
-        chosen.append(nxt)
-        np.minimum(d2, sq_dist_to(nxt), out=d2)
-        d2[chosen] = 0.0  # exactly zero at the centres (rounding could leave a tiny weight)
-    return np.array(chosen)
-
-
-def _sq_dists(x, c) -> np.ndarray:
-    """Squared distances between rows of ``x`` (n, D) and ``c`` (k, D): shape (n, k)."""
-    d2 = np.einsum("nd,nd->n", x, x)[:, None] + np.einsum("kd,kd->k", c, c)[None, :] \
-        - 2.0 * (x @ c.T)  # (n, k)
-    return np.maximum(d2, 0.0, out=d2)
-
-
-def _fill_empty_clusters(x, labels, centroids) -> None:
-    """Give every empty cluster one point, in place: the point farthest from its own centroid
-    among clusters of two or more members (lowest index on ties). Loops over clusters only."""
-    k = centroids.shape[0]
-    for c in range(k):
-        counts = np.bincount(labels, minlength=k)
-        if counts[c] > 0:
-            continue
-        own = np.sum((x - centroids[labels]) ** 2, axis=1)  # (n,)
-        own[counts[labels] < 2] = -1.0  # never empty another cluster
-        i = int(np.argmax(own))
-        old = labels[i]
-        labels[i] = c
-        centroids[c] = x[i]
-        centroids[old] = x[labels == old].mean(axis=0)
-
-
-def kmeans(x, n_clusters, rng, *, max_iter=100) -> tuple[np.ndarray, np.ndarray]:
-    r"""k-means (Lloyd's algorithm, vectorized) with k-means++ seeding.
-
-    Alternates the assignment :math:`c_i = \arg\min_k \|x_i - \mu_k\|^2` (lowest ``k`` on ties)
-    and the update :math:`\mu_k = \mathrm{mean}\{x_i : c_i = k\}` (an empty cluster keeps its
-    centre) until the assignment stops changing or ``max_iter`` iterations. Clusters still empty at
-    the end each take the point farthest from its centroid, so all ``n_clusters`` are non-empty.
-
-    Parameters
-    ----------
-    x : ndarray, shape ``(n, D)``
-    n_clusters : int, ``1 <= n_clusters <= n``
-    rng : numpy.random.Generator or int seed
-        Only the seeding draws from it.
-    max_iter : int
-
-    Returns
-    -------
-    centroids : ndarray, shape ``(n_clusters, D)``, float64
-    labels : ndarray of int, shape ``(n,)``
-    """
-    x = np.asarray(x, dtype=np.float64)
-    rng = check_rng(rng)
-    n = x.shape[0]
-    centroids = x[kmeans_plusplus_init(x, n_clusters, rng)].copy()  # (k, D)
-    labels = np.full(n, -1)
-    for _ in range(max_iter):
-        new = np.argmin(_sq_dists(x, centroids), axis=1)  # (n,)
-        if np.array_equal(new, labels):
-            break
-        labels = new
-        onehot = np.zeros((n, n_clusters))
-        onehot[np.arange(n), labels] = 1.0  # (n, k)
-        counts = onehot.sum(axis=0)  # (k,)
-        sums = onehot.T @ x  # (k, D)
-        filled = counts > 0
-        centroids[filled] = sums[filled] / counts[filled, None]
-    _fill_empty_clusters(x, labels, centroids)
-    return centroids, labels
-
-
-def kmeans_naive(x, n_clusters, rng, *, max_iter=100) -> tuple[np.ndarray, np.ndarray]:
-    """Loop twin of :func:`kmeans` (same seeding, same tie rules; for tests)."""
-    x = np.asarray(x, dtype=np.float64)
-    rng = check_rng(rng)
-    n = x.shape[0]
-    centroids = x[kmeans_plusplus_init(x, n_clusters, rng)].copy()
-    labels = [-1] * n
-    for _ in range(max_iter):
-        new = []
-        for i in range(n):
-            d = [np.sum((x[i] - centroids[k]) ** 2) for k in range(n_clusters)]
-            new.append(int(np.argmin(d)))
-        if new == labels:
-            break
-        labels = new
-        for k in range(n_clusters):
-            members = [x[i] for i in range(n) if labels[i] == k]
-            if members:
-                centroids[k] = np.mean(members, axis=0)
-    labels = np.array(labels)
-    _fill_empty_clusters(x, labels, centroids)
-    return centroids, labels
-
-
 def cluster_redundancy_scores(w, n_clusters, rng, *, max_iter=100) -> np.ndarray:
     r"""Clustering-based redundancy scores of the filters (output channels / neurons) of a layer.
 
@@ -371,11 +228,9 @@ def cluster_redundancy_scores(w, n_clusters, rng, *, max_iter=100) -> np.ndarray
     """
     f = _check_filters(w)  # (n, D)
     n = f.shape[0]
-    if (isinstance(n_clusters, bool) or not isinstance(n_clusters, numbers.Integral)
-            or not 1 <= n_clusters <= n):
-        raise ValueError(f"n_clusters: expected an int in [1, {n}] (the number of filters), "
-                         f"got {n_clusters!r}")
-    centroids, labels = kmeans(f, int(n_clusters), rng, max_iter=max_iter)
+    n_clusters = check_int(n_clusters, "n_clusters (at most the number of filters)", minimum=1,
+                           maximum=n)
+    centroids, labels = kmeans(f, n_clusters, rng, max_iter=max_iter)
     own = np.sqrt(np.sum((f - centroids[labels]) ** 2, axis=1))  # (n,) distance to own centroid
     member = labels[None, :] == np.arange(n_clusters)[:, None]  # (k, n)
     reps = np.argmin(np.where(member, own[None, :], np.inf), axis=1)  # (k,)

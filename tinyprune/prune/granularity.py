@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..nn.validation import check_int
+
 GRANULARITIES = ("element", "vector", "kernel", "channel", "input_channel", "nm")
 """Valid granularity names, from fine-grained to coarse; ``"nm"`` is the N:M pattern."""
 
@@ -68,10 +70,8 @@ def layer_type(shape) -> str:
 
 def _vector_size(shape, vector_size) -> int:
     """The run length of a "vector" set for a weight of ``shape`` (KW for conv)."""
-    if vector_size is not None and (isinstance(vector_size, bool)
-                                    or not isinstance(vector_size, (int, np.integer))
-                                    or vector_size < 1):
-        raise ValueError(f"vector_size: expected a positive int or None, got {vector_size!r}")
+    if vector_size is not None:
+        vector_size = check_int(vector_size, "vector_size", minimum=1)
     if layer_type(shape) == "Conv2d":
         if vector_size is not None and vector_size != shape[3]:
             raise ValueError(f"vector_size: a Conv2d vector is one kernel row of length "

@@ -30,22 +30,16 @@ Rows whose length ``L`` is not a multiple of ``m``
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
+from ..nn.validation import check_int
 from .criteria import check_weight
 
 
 def check_nm(n_pruned, m) -> tuple[int, int]:
     """Validate an N:M pattern: ints with ``m >= 1`` and ``0 <= n_pruned < m``."""
-    for name, v in (("n_pruned", n_pruned), ("m", m)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-            raise TypeError(f"{name}: expected an int, got {v!r} ({type(v).__name__})")
-    if m <= 0:
-        raise ValueError(f"m: expected a positive group size, got {m}")
-    if n_pruned < 0:
-        raise ValueError(f"n_pruned: expected an int >= 0, got {n_pruned}")
+    n_pruned = check_int(n_pruned, "n_pruned", minimum=0)
+    m = check_int(m, "m", minimum=1)
     if n_pruned >= m:
         raise ValueError(f"n_pruned: expected n_pruned < m (at least one weight kept per group), "
                          f"got n_pruned={n_pruned}, m={m}")
@@ -72,8 +66,7 @@ def nm_group_view(x, m, *, fill=None) -> np.ndarray:
         A view of ``x`` when ``L % m == 0`` (and ``x`` is contiguous), else a padded copy.
     """
     x = np.asarray(x)
-    if isinstance(m, bool) or not isinstance(m, numbers.Integral) or m <= 0:
-        raise ValueError(f"m: expected a positive int, got {m!r}")
+    m = check_int(m, "m", minimum=1)
     if x.ndim < 1:
         raise ValueError(f"x: expected an array of at least 1 dimension, got shape {x.shape}")
     rows = x.reshape(x.shape[0], -1)  # (out, L)

@@ -45,9 +45,9 @@ import numbers
 
 import numpy as np
 
+from ..nn.validation import as_generator, check_int
 from .criteria import (
     CRITERIA,
-    check_rng,
     check_weight,
     cluster_redundancy_scores,
     geometric_median_scores,
@@ -106,6 +106,9 @@ def n_to_prune(amount, n_total, n_remaining, relative_to="remaining") -> int:
     """
     amount = check_amount(amount)
     relative_to = check_relative_to(relative_to)
+    n_total = check_int(n_total, "n_total", minimum=0)
+    n_remaining = check_int(n_remaining, "n_remaining (at most n_total)", minimum=0,
+                            maximum=n_total)
     base = n_remaining if relative_to == "remaining" else n_total
     if isinstance(amount, int):
         if amount > base:
@@ -245,7 +248,7 @@ def _set_scores(w_eff, criterion, granularity, *, p, rng, vector_size, alive, k)
                              f"{shape} for granularity {granularity!r}, got {got}")
         return _check_scores(scores, "criterion(w, granularity)")
     if criterion == "random":
-        return check_rng(rng).random(shape)
+        return as_generator(rng).random(shape)
     if criterion in ("geometric_median", "cluster"):
         if granularity != "channel":
             raise ValueError(f"granularity: criterion {criterion!r} scores filters; expected "
@@ -257,7 +260,7 @@ def _set_scores(w_eff, criterion, granularity, *, p, rng, vector_size, alive, k)
                 scores[live] = geometric_median_scores(w_eff[live])
         elif live.sum() - k >= 1:  # cluster: one cluster per filter to keep
             scores[live] = cluster_redundancy_scores(w_eff[live], int(live.sum() - k),
-                                                     check_rng(rng))
+                                                     as_generator(rng))
         return scores
     order = p if criterion == "lp" else _P[criterion]
     return lp_norm(w_eff, order, granularity, vector_size=vector_size)
@@ -426,7 +429,7 @@ def global_masks(weights, amount, *, criterion="l1", granularity="element", curr
         raise ValueError(f"current_masks: names {sorted(extra)} are not in weights "
                          f"{list(weights)}")
     if rng is not None:
-        rng = check_rng(rng)
+        rng = as_generator(rng)
     scores, alive, shapes, w_effs = [], [], {}, {}
     for name, w in weights.items():
         w = check_weight(w, f"weights[{name!r}]")

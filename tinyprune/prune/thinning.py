@@ -16,6 +16,10 @@ activation survive:
 
 A removed unit whose output is not exactly zero (unmasked non-zero bias) cannot be dropped without
 changing the function, so it is kept; :func:`thin_model` reports it.
+
+The masks are *applied* to the kept weights (``W[kept] * M[kept]``), whether or not they were
+applied to ``model`` before: the thin model always computes the masked model's function, including
+the element-level zeros inside kept units.
 """
 
 from __future__ import annotations
@@ -24,6 +28,22 @@ import numpy as np
 
 from ..nn.layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU
 from ..nn.model import Sequential
+
+
+def _check_masks(model, masks) -> None:
+    if not isinstance(masks, dict):
+        raise TypeError(f"masks: expected a dict of boolean arrays, got {type(masks).__name__}")
+    params = model.params
+    for name, m in masks.items():
+        if name not in params:
+            raise ValueError(f"masks: {name!r} is not a parameter of the model; parameters: "
+                             f"{list(params)}")
+        if not isinstance(m, np.ndarray) or m.dtype != np.bool_:
+            raise TypeError(f"masks[{name!r}]: expected a boolean ndarray, got "
+                            f"{getattr(m, 'dtype', type(m).__name__)}")
+        if m.shape != params[name].shape:
+            raise ValueError(f"masks[{name!r}]: expected shape {params[name].shape} (the "
+                             f"parameter's), got {m.shape}")
 
 
 def removable_units(model: Sequential, masks: dict) -> dict[str, np.ndarray]:
@@ -41,6 +61,7 @@ def removable_units(model: Sequential, masks: dict) -> dict[str, np.ndarray]:
         For each Linear/Conv2d layer name, a ``(out_units,)`` boolean array, True = removable.
         The last weighted layer (the classifier) never has removable units.
     """
+    _check_masks(model, masks)
     weighted = [ln for ln, layer in model.layers.items() if isinstance(layer, (Linear, Conv2d))]
     result = {}
     for ln in weighted:
@@ -50,9 +71,6 @@ def removable_units(model: Sequential, masks: dict) -> dict[str, np.ndarray]:
         if wmask is None:
             result[ln] = np.zeros(w.shape[0], dtype=bool)
             continue
-        if wmask.shape != w.shape:
-            raise ValueError(f"thinning: mask for {ln}.weight has shape {wmask.shape}, "
-                             f"expected {w.shape}")
         row_dead = ~wmask.reshape(w.shape[0], -1).any(axis=1) | ~(w != 0).reshape(
             w.shape[0], -1).any(axis=1)
         if "bias" in layer.params:
@@ -72,16 +90,16 @@ def thin_model(model: Sequential, masks: dict | None = None):
     Parameters
     ----------
     model : Sequential
-        The masked model (left unchanged).
+        The model (left unchanged); its masks need not have been applied yet.
     masks : dict[str, ndarray of bool], optional
         Defaults to ``model.masks``.
 
     Returns
     -------
     thin : Sequential
-        New model with sliced parameters (copies) and the surviving parts of ``masks`` in
-        ``thin.masks`` (so any fine-grained sparsity inside kept channels is preserved). It computes
-        the same function as ``model`` with ``masks`` applied.
+        New model with the sliced parameters *times their sliced masks* (copies) and the surviving
+        parts of ``masks`` in ``thin.masks`` (so any fine-grained sparsity inside kept channels is
+        preserved). It computes the same function as ``model`` with ``masks`` applied.
     kept : dict[str, ndarray of int]
         For each weighted layer, the indices of the output units that were kept.
     """
@@ -108,12 +126,13 @@ def thin_model(model: Sequential, masks: dict | None = None):
             kept_out[ln] = keep
             for pname, p in layer.params.items():
                 full = f"{ln}.{pname}"
-                sliced = p[keep][:, kept_in] if pname == "weight" else p[keep]
-                new_params[full] = np.ascontiguousarray(sliced)
+                sliced = p[keep][:, kept_in] if pname == "weight" else p[keep]  # a copy
                 if full in masks:
                     m = masks[full]
                     new_masks[full] = np.ascontiguousarray(
                         m[keep][:, kept_in] if pname == "weight" else m[keep])
+                    sliced *= new_masks[full]  # W * M: the masked model's weights
+                new_params[full] = np.ascontiguousarray(sliced)
             if isinstance(layer, Linear):
                 ls.update(in_features=int(kept_in.size), out_features=int(keep.size))
             else:

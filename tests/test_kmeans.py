@@ -1,0 +1,84 @@
+"""The shared k-means (tinyprune.common.kmeans): vectorized == loop twin, 1-D and 2-D data,
+determinism, non-empty clusters, and named errors for bad input."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinyprune.common.kmeans import kmeans, kmeans_naive, kmeans_plusplus_init
+
+
+def test_kmeans_matches_naive():
+    x = np.random.default_rng(1).standard_normal((40, 7))
+    c1, l1 = kmeans(x, 5, np.random.default_rng(9))
+    c2, l2 = kmeans_naive(x, 5, np.random.default_rng(9))
+    np.testing.assert_array_equal(l1, l2)
+    np.testing.assert_allclose(c1, c2, rtol=1e-10, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 30), k=st.integers(1, 30), seed=st.integers(0, 2**31),
+       one_d=st.booleans(), dup=st.booleans())
+def test_kmeans_properties(n, k, seed, one_d, dup):
+    k = min(k, n)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(n) if one_d else rng.standard_normal((n, 3))
+    if dup:
+        x = np.round(x)  # many equal points
+    c, labels = kmeans(x, k, seed)
+    assert c.shape == ((k,) if one_d else (k, 3)) and labels.shape == (n,)
+    assert np.bincount(labels, minlength=k).min() >= 1  # every cluster non-empty
+    c2, labels2 = kmeans(x, k, seed)  # same seed -> bit-identical
+    np.testing.assert_array_equal(c, c2)
+    np.testing.assert_array_equal(labels, labels2)
+    cn, ln = kmeans_naive(x, k, seed)
+    np.testing.assert_array_equal(labels, ln)
+    np.testing.assert_allclose(c, cn, rtol=1e-10, atol=1e-12)
+
+
+def test_one_d_data_equals_a_column():
+    x = np.random.default_rng(3).standard_normal(200).astype(np.float32)
+    c1, l1 = kmeans(x, 8, 4)
+    c2, l2 = kmeans(x[:, None], 8, 4)
+    np.testing.assert_array_equal(l1, l2)
+    np.testing.assert_array_equal(c1, c2[:, 0])
+    # well-separated scalars are found exactly
+    x = np.concatenate([np.full(10, -3.0), np.full(5, 0.5), np.full(7, 9.0)])
+    c, labels = kmeans(x, 3, 0)
+    assert sorted(c.tolist()) == [-3.0, 0.5, 9.0]
+    assert sorted(np.bincount(labels).tolist()) == [5, 7, 10]
+
+
+def test_kmeans_does_not_modify_input_and_plusplus_distinct():
+    x = np.random.default_rng(0).standard_normal((20, 2))
+    x0 = x.copy()
+    kmeans(x, 4, 0)
+    np.testing.assert_array_equal(x, x0)
+    idx = kmeans_plusplus_init(np.zeros((6, 2)), 6, 0)  # all points equal: still distinct
+    assert sorted(idx.tolist()) == list(range(6))
+
+
+@pytest.mark.parametrize("x, k, kw, exc, match", [
+    (np.array([[0.0], [np.nan]]), 1, {}, ValueError, r"x: expected finite values .* index \(1, 0\)"),
+    (np.array([0.0, np.inf, 1.0]), 1, {}, ValueError, "x: expected finite values"),
+    (np.arange(6).reshape(3, 2), 2, {}, TypeError, "x: expected dtype float32 or float64, got int"),
+    ([[0.0, 1.0]], 1, {}, TypeError, "x: expected a numpy.ndarray"),
+    (np.ones((0, 2)), 1, {}, ValueError, "x: expected a non-empty array"),
+    (np.ones((3, 0)), 1, {}, ValueError, "x: expected a non-empty array"),
+    (np.ones((2, 2, 2)), 1, {}, ValueError, r"x: expected shape \(n,\) or \(n, d\)"),
+    (np.ones((4, 2)), 0, {}, ValueError, "n_clusters: expected an integer >= 1, got 0"),
+    (np.ones((4, 2)), 5, {}, ValueError, "n_clusters: expected an integer <= 4, got 5"),
+    (np.ones((4, 2)), 2.0, {}, TypeError, "n_clusters: expected an integer"),
+    (np.ones((4, 2)), 2, {"max_iter": 0}, ValueError, "max_iter: expected an integer >= 1"),
+    (np.ones((4, 2)), 2, {"max_iter": 1.5}, TypeError, "max_iter: expected an integer"),
+])
+def test_kmeans_bad_input(x, k, kw, exc, match):
+    for fn in (kmeans, kmeans_naive):
+        with pytest.raises(exc, match=match):
+            fn(x, k, 0, **kw)
+
+
+def test_kmeans_rng_is_required():
+    with pytest.raises(TypeError, match="rng"):
+        kmeans(np.ones((4, 2)), 2, None)

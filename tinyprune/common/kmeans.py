@@ -1,0 +1,204 @@
+r"""k-means clustering (Lloyd's algorithm with k-means++ seeding), shared by the techniques.
+
+Pruning clusters filters (:func:`tinyprune.prune.criteria.cluster_redundancy_scores`: rows of
+``(n, D)``); weight sharing clusters scalar weights (``x`` of shape ``(n,)``). Both use
+:func:`kmeans`:
+
+* seeding (Arthur & Vassilvitskii, "k-means++: The Advantages of Careful Seeding", SODA 2007):
+  :func:`kmeans_plusplus_init`;
+* assignment :math:`c_i = \arg\min_k \|x_i - \mu_k\|^2` (lowest ``k`` on ties) and update
+  :math:`\mu_k = \mathrm{mean}\{x_i : c_i = k\}` until the assignment stops changing (Lloyd 1982);
+* every cluster non-empty at the end.
+
+Only the seeding draws from ``rng``, so the same ``rng`` (or int seed) gives bit-identical results.
+:func:`kmeans_naive` is the loop twin the tests compare against.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..nn.validation import as_generator, check_float_array, check_int
+
+__all__ = ["kmeans", "kmeans_naive", "kmeans_plusplus_init"]
+
+_ASSIGN_ROWS = 1 << 14  # rows per chunk of the (rows, k) distance matrix in the assignment step
+
+
+def _check_data(x, n_clusters, max_iter=None):
+    """``x`` as a float64 ``(n, D)`` matrix (a 1-D ``x`` becomes ``(n, 1)``), and the checks."""
+    check_float_array(x, "x", finite=True, nonempty=True)
+    if x.ndim not in (1, 2):
+        raise ValueError(f"x: expected shape (n,) or (n, d), got {x.shape}")
+    x2 = x.reshape(x.shape[0], -1).astype(np.float64)  # (n, D), a copy
+    n_clusters = check_int(n_clusters, "n_clusters", minimum=1, maximum=x2.shape[0])
+    if max_iter is not None:
+        check_int(max_iter, "max_iter", minimum=1)
+    return x2, n_clusters
+
+
+def kmeans_plusplus_init(x, n_clusters, rng) -> np.ndarray:
+    r"""k-means++ seeding: indices of ``n_clusters`` distinct rows of ``x``.
+
+    The first centre is uniform; each next one is drawn with probability proportional to
+    :math:`D(x)^2`, the squared distance to the nearest centre chosen so far. If every remaining
+    point coincides with a centre (all :math:`D^2 = 0`), the next centre is drawn uniformly among
+    the rows not yet chosen, so the indices are always distinct.
+
+    Parameters
+    ----------
+    x : ndarray, shape ``(n,)`` or ``(n, D)``, float32/float64, finite
+    n_clusters : int, ``1 <= n_clusters <= n``
+    rng : numpy.random.Generator or int seed
+
+    Returns
+    -------
+    ndarray of int, shape ``(n_clusters,)``
+    """
+    x, n_clusters = _check_data(x, n_clusters)
+    return _plusplus(x, n_clusters, as_generator(rng))
+
+
+def _plusplus(x, n_clusters, rng) -> np.ndarray:
+    n = x.shape[0]
+    sq = np.einsum("nd,nd->n", x, x)  # (n,)
+
+    def sq_dist_to(i):  # ||x_j - x_i||^2 for all j, one matrix-vector product
+        return np.maximum(sq + sq[i] - 2.0 * (x @ x[i]), 0.0)  # (n,)
+
+    chosen = [int(rng.integers(n))]
+    d2 = sq_dist_to(chosen[0])  # (n,)
+    d2[chosen[0]] = 0.0
+    for _ in range(1, n_clusters):
+        total = d2.sum()
+        if total > 0:
+            nxt = int(rng.choice(n, p=d2 / total))
+        else:
+            free = np.setdiff1d(np.arange(n), chosen)
+            nxt = int(rng.choice(free))
+        chosen.append(nxt)
+        np.minimum(d2, sq_dist_to(nxt), out=d2)
+        d2[chosen] = 0.0  # exactly zero at the centres (rounding could leave a tiny weight)
+    return np.array(chosen)
+
+
+def _sq_dists(x, c) -> np.ndarray:
+    """Squared distances between rows of ``x`` (n, D) and ``c`` (k, D): shape (n, k)."""
+    d2 = np.einsum("nd,nd->n", x, x)[:, None] + np.einsum("kd,kd->k", c, c)[None, :] \
+        - 2.0 * (x @ c.T)  # (n, k)
+    return np.maximum(d2, 0.0, out=d2)
+
+
+def _assign(x, centroids) -> np.ndarray:
+    """Nearest centroid of each row (lowest index on ties), in row chunks to bound memory."""
+    labels = np.empty(x.shape[0], dtype=np.intp)  # (n,)
+    for s in range(0, x.shape[0], _ASSIGN_ROWS):
+        labels[s:s + _ASSIGN_ROWS] = np.argmin(_sq_dists(x[s:s + _ASSIGN_ROWS], centroids), axis=1)
+    return labels
+
+
+def _cluster_sums(x, labels, k) -> np.ndarray:
+    """Per-cluster sums of the rows of ``x``: ``sums[labels[i]] += x[i]``, shape ``(k, D)``."""
+    sums = np.zeros((k, x.shape[1]))  # (k, D)
+    np.add.at(sums, labels, x)
+    return sums
+
+
+def _fill_empty_clusters(x, labels, centroids) -> None:
+    """Give every empty cluster one point, in place: the point farthest from its own centroid
+    among clusters of two or more members (lowest index on ties). Loops over clusters only."""
+    k = centroids.shape[0]
+    for c in range(k):
+        counts = np.bincount(labels, minlength=k)
+        if counts[c] > 0:
+            continue
+        own = np.sum((x - centroids[labels]) ** 2, axis=1)  # (n,)
+        own[counts[labels] < 2] = -1.0  # never empty another cluster
+        i = int(np.argmax(own))
+        old = labels[i]
+        labels[i] = c
+        centroids[c] = x[i]
+        centroids[old] = x[labels == old].mean(axis=0)
+
+
+def _shaped(x, centroids):
+    return centroids[:, 0] if x.ndim == 1 else centroids
+
+
+def kmeans(x, n_clusters, rng, *, max_iter=100) -> tuple[np.ndarray, np.ndarray]:
+    r"""k-means (Lloyd's algorithm, vectorized) with k-means++ seeding.
+
+    Alternates the assignment :math:`c_i = \arg\min_k \|x_i - \mu_k\|^2` (lowest ``k`` on ties)
+    and the update :math:`\mu_k = \mathrm{mean}\{x_i : c_i = k\}` (an empty cluster keeps its
+    centre) until the assignment stops changing or ``max_iter`` iterations. Clusters still empty at
+    the end each take the point farthest from its centroid, so all ``n_clusters`` are non-empty.
+
+    Parameters
+    ----------
+    x : ndarray, shape ``(n,)`` (scalars, e.g. weights to share) or ``(n, D)``, float32/float64
+        Finite values; never modified.
+    n_clusters : int, ``1 <= n_clusters <= n``
+    rng : numpy.random.Generator or int seed
+        Only the seeding draws from it.
+    max_iter : int, ``>= 1``
+
+    Returns
+    -------
+    centroids : ndarray, shape ``(n_clusters,)`` for 1-D ``x`` else ``(n_clusters, D)``, float64
+    labels : ndarray of int, shape ``(n,)``
+
+    Raises
+    ------
+    TypeError
+        ``x`` not a float array (integers: convert first), ``n_clusters``/``max_iter`` not ints,
+        ``rng`` neither a Generator nor an int.
+    ValueError
+        ``x`` empty, not 1-D/2-D, or with NaN/inf; ``n_clusters`` outside ``[1, n]``;
+        ``max_iter < 1``.
+
+    Examples
+    --------
+    >>> centroids, labels = kmeans(np.array([0.0, 0.1, 5.0, 5.2]), 2, rng=0)
+    >>> sorted(np.round(centroids, 2).tolist())
+    [0.05, 5.1]
+    """
+    x2, n_clusters = _check_data(x, n_clusters, max_iter)
+    rng = as_generator(rng)
+    n = x2.shape[0]
+    centroids = x2[_plusplus(x2, n_clusters, rng)].copy()  # (k, D)
+    labels = np.full(n, -1)
+    for _ in range(max_iter):
+        new = _assign(x2, centroids)  # (n,)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+        counts = np.bincount(labels, minlength=n_clusters)  # (k,)
+        sums = _cluster_sums(x2, labels, n_clusters)  # (k, D)
+        filled = counts > 0
+        centroids[filled] = sums[filled] / counts[filled, None]
+    _fill_empty_clusters(x2, labels, centroids)
+    return _shaped(x, centroids), labels
+
+
+def kmeans_naive(x, n_clusters, rng, *, max_iter=100) -> tuple[np.ndarray, np.ndarray]:
+    """Loop twin of :func:`kmeans` (same seeding, same tie rules; for tests)."""
+    x2, n_clusters = _check_data(x, n_clusters, max_iter)
+    rng = as_generator(rng)
+    n = x2.shape[0]
+    centroids = x2[_plusplus(x2, n_clusters, rng)].copy()
+    labels = [-1] * n
+    for _ in range(max_iter):
+        new = []
+        for i in range(n):
+            d = [np.sum((x2[i] - centroids[k]) ** 2) for k in range(n_clusters)]
+            new.append(int(np.argmin(d)))
+        if new == labels:
+            break
+        labels = new
+        for k in range(n_clusters):
+            members = [x2[i] for i in range(n) if labels[i] == k]
+            if members:
+                centroids[k] = np.mean(members, axis=0)
+    labels = np.array(labels)
+    _fill_empty_clusters(x2, labels, centroids)
+    return _shaped(x, centroids), labels
