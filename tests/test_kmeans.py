@@ -82,3 +82,32 @@ def test_kmeans_bad_input(x, k, kw, exc, match):
 def test_kmeans_rng_is_required():
     with pytest.raises(TypeError, match="rng"):
         kmeans(np.ones((4, 2)), 2, None)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 400), k=st.integers(1, 12), seed=st.integers(0, 2**31),
+       scale=st.sampled_from([1.0, 3.0, 1e-3]), given_init=st.booleans())
+def test_fast_1d_assignment_equals_the_reference(n, k, seed, scale, given_init):
+    # tie-heavy scalar data (rounded values, many equal points and exact midpoints)
+    k = min(k, n)
+    rng = np.random.default_rng(seed)
+    x = np.round(rng.standard_normal(n) * 3) * scale
+    init = np.linspace(x.min(), x.max(), k) if given_init else None
+    fast = kmeans(x, k, seed, init=init)
+    ref = kmeans(x, k, seed, init=init, fast=False)
+    np.testing.assert_array_equal(fast[0], ref[0])
+    np.testing.assert_array_equal(fast[1], ref[1])
+    assert fast[1].dtype == np.int64
+
+
+def test_init_gives_the_starting_centroids_and_is_not_modified():
+    x = np.array([0.0, 0.1, 0.2, 5.0, 5.1, 9.0])
+    init = np.array([0.0, 6.0])
+    c, labels = kmeans(x, 2, init=init, max_iter=1)  # one assignment and one update
+    np.testing.assert_array_equal(labels, [0, 0, 0, 1, 1, 1])
+    np.testing.assert_allclose(c, [0.1, (5.0 + 5.1 + 9.0) / 3])
+    np.testing.assert_array_equal(init, [0.0, 6.0])
+    with pytest.raises(ValueError, match="init"):
+        kmeans(x, 3, init=init)
+    with pytest.raises(TypeError, match="rng"):
+        kmeans(x, 2)  # neither a seed nor initial centroids

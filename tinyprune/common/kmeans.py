@@ -6,7 +6,11 @@ Pruning clusters filters (:func:`tinyprune.prune.criteria.cluster_redundancy_sco
 
 * seeding (Arthur & Vassilvitskii, "k-means++: The Advantages of Careful Seeding", SODA 2007):
   :func:`kmeans_plusplus_init`;
-* assignment :math:`c_i = \arg\min_k \|x_i - \mu_k\|^2` (lowest ``k`` on ties) and update
+* or initial centroids given by the caller (``init=``; weight sharing's linear, density and
+  random initialisations, Han et al. 2016);
+* assignment :math:`c_i = \arg\min_k \|x_i - \mu_k\|^2` (lowest ``k`` on ties; the squared
+  distances are computed as :math:`\sum_d (x_{id} - \mu_{kd})^2`, exactly as the loop twin
+  does, so both break ties alike) and update
   :math:`\mu_k = \mathrm{mean}\{x_i : c_i = k\}` until the assignment stops changing (Lloyd 1982);
 * every cluster non-empty at the end.
 
@@ -16,11 +20,14 @@ Only the seeding draws from ``rng``, so the same ``rng`` (or int seed) gives bit
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from ..nn.validation import as_generator, check_float_array, check_int
+from .kmeans_1d import SortedAssigner
 
-__all__ = ["kmeans", "kmeans_naive", "kmeans_plusplus_init"]
+__all__ = ["assign", "kmeans", "kmeans_naive", "kmeans_plusplus_init", "within_cluster_ss"]
 
 _ASSIGN_ROWS = 1 << 14  # rows per chunk of the (rows, k) distance matrix in the assignment step
 
@@ -82,26 +89,36 @@ def _plusplus(x, n_clusters, rng) -> np.ndarray:
     return np.array(chosen)
 
 
-def _sq_dists(x, c) -> np.ndarray:
-    """Squared distances between rows of ``x`` (n, D) and ``c`` (k, D): shape (n, k)."""
-    d2 = np.einsum("nd,nd->n", x, x)[:, None] + np.einsum("kd,kd->k", c, c)[None, :] \
-        - 2.0 * (x @ c.T)  # (n, k)
-    return np.maximum(d2, 0.0, out=d2)
+def assign(x, centroids) -> np.ndarray:
+    r"""Assignment step: :math:`c_i = \arg\min_k \sum_d (x_{id} - \mu_{kd})^2`, lowest ``k`` on ties.
 
+    Parameters
+    ----------
+    x : ndarray (n, D), float64
+    centroids : ndarray (k, D), float64
 
-def _assign(x, centroids) -> np.ndarray:
-    """Nearest centroid of each row (lowest index on ties), in row chunks to bound memory."""
-    labels = np.empty(x.shape[0], dtype=np.intp)  # (n,)
-    for s in range(0, x.shape[0], _ASSIGN_ROWS):
-        labels[s:s + _ASSIGN_ROWS] = np.argmin(_sq_dists(x[s:s + _ASSIGN_ROWS], centroids), axis=1)
+    Returns
+    -------
+    labels : ndarray (n,), int64
+    """
+    labels = np.empty(x.shape[0], dtype=np.int64)  # (n,)
+    for s in range(0, x.shape[0], _ASSIGN_ROWS):  # row chunks bound the (rows, k, D) memory
+        diff = x[s:s + _ASSIGN_ROWS, None, :] - centroids[None, :, :]  # (rows, k, D)
+        labels[s:s + _ASSIGN_ROWS] = np.argmin((diff * diff).sum(axis=2), axis=1)
     return labels
+
+
+def within_cluster_ss(x, centroids, labels) -> float:
+    r""":math:`\sum_i \|x_i - \mu_{c_i}\|^2`, the quantity Lloyd's two steps never increase.
+
+    ``x`` (n, D) or (n,), ``centroids`` (k, D) or (k,) alike, ``labels`` (n,) ints."""
+    return float(((x - centroids[labels]) ** 2).sum())
 
 
 def _cluster_sums(x, labels, k) -> np.ndarray:
     """Per-cluster sums of the rows of ``x``: ``sums[labels[i]] += x[i]``, shape ``(k, D)``."""
-    sums = np.zeros((k, x.shape[1]))  # (k, D)
-    np.add.at(sums, labels, x)
-    return sums
+    return np.stack([np.bincount(labels, weights=x[:, d], minlength=k)
+                     for d in range(x.shape[1])], axis=1)  # loop over the D dimensions only
 
 
 def _fill_empty_clusters(x, labels, centroids) -> None:
@@ -125,8 +142,19 @@ def _shaped(x, centroids):
     return centroids[:, 0] if x.ndim == 1 else centroids
 
 
-def kmeans(x, n_clusters, rng, *, max_iter=100) -> tuple[np.ndarray, np.ndarray]:
-    r"""k-means (Lloyd's algorithm, vectorized) with k-means++ seeding.
+def _initial_centroids(x, x2, n_clusters, rng, init):
+    if init is None:
+        return x2[_plusplus(x2, n_clusters, as_generator(rng))].copy()  # (k, D)
+    check_float_array(init, "init", finite=True)
+    want = (n_clusters,) if x.ndim == 1 else (n_clusters, x2.shape[1])
+    if init.shape != want:
+        raise ValueError(f"init: expected initial centroids of shape {want}, got {init.shape}")
+    return init.reshape(n_clusters, -1).astype(np.float64)  # a copy: init is not modified
+
+
+def kmeans(x, n_clusters, rng=None, *, max_iter=100, init=None,
+           fast=True) -> tuple[np.ndarray, np.ndarray]:
+    r"""k-means (Lloyd's algorithm, vectorized) with k-means++ seeding or given centroids.
 
     Alternates the assignment :math:`c_i = \arg\min_k \|x_i - \mu_k\|^2` (lowest ``k`` on ties)
     and the update :math:`\mu_k = \mathrm{mean}\{x_i : c_i = k\}` (an empty cluster keeps its
@@ -163,12 +191,11 @@ def kmeans(x, n_clusters, rng, *, max_iter=100) -> tuple[np.ndarray, np.ndarray]
     [0.05, 5.1]
     """
     x2, n_clusters = _check_data(x, n_clusters, max_iter)
-    rng = as_generator(rng)
-    n = x2.shape[0]
-    centroids = x2[_plusplus(x2, n_clusters, rng)].copy()  # (k, D)
-    labels = np.full(n, -1)
+    centroids = _initial_centroids(x, x2, n_clusters, rng, init)  # (k, D)
+    step = SortedAssigner(x2[:, 0], assign) if fast and x.ndim == 1 else partial(assign, x2)
+    labels = np.full(x2.shape[0], -1)
     for _ in range(max_iter):
-        new = _assign(x2, centroids)  # (n,)
+        new = step(centroids)  # (n,)
         if np.array_equal(new, labels):
             break
         labels = new
@@ -176,16 +203,16 @@ def kmeans(x, n_clusters, rng, *, max_iter=100) -> tuple[np.ndarray, np.ndarray]
         sums = _cluster_sums(x2, labels, n_clusters)  # (k, D)
         filled = counts > 0
         centroids[filled] = sums[filled] / counts[filled, None]
+    labels = labels.astype(np.int64)
     _fill_empty_clusters(x2, labels, centroids)
     return _shaped(x, centroids), labels
 
 
-def kmeans_naive(x, n_clusters, rng, *, max_iter=100) -> tuple[np.ndarray, np.ndarray]:
+def kmeans_naive(x, n_clusters, rng=None, *, max_iter=100, init=None):
     """Loop twin of :func:`kmeans` (same seeding, same tie rules; for tests)."""
     x2, n_clusters = _check_data(x, n_clusters, max_iter)
-    rng = as_generator(rng)
     n = x2.shape[0]
-    centroids = x2[_plusplus(x2, n_clusters, rng)].copy()
+    centroids = _initial_centroids(x, x2, n_clusters, rng, init)
     labels = [-1] * n
     for _ in range(max_iter):
         new = []
