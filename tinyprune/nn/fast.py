@@ -581,20 +581,6 @@ def _maxpool2x2_backward(d, x_shape, bits):
 # ---------------------------------------------------------------------------------------- relu
 
 
-def _memory_rows(*arrays):
-    """The arrays (same shape and layout) as 2-D C-contiguous views ``(n, rest)`` in the memory
-    order of the first one, ``n`` being its slowest axis (the batch axis of an NCHW or a
-    channels-last activation); None when one of them is not a single contiguous block."""
-    a = arrays[0]
-    if a.ndim < 2 or a.size == 0:
-        return None
-    perm = np.argsort(a.strides, kind="stable")[::-1]  # axes from slowest to fastest in memory
-    views = [b.transpose(perm) for b in arrays]
-    if not all(v.flags.c_contiguous for v in views):
-        return None
-    return [v.reshape(v.shape[0], -1) for v in views]
-
-
 def relu_backward(dout, cache):
     """Fast :func:`tinyprune.nn.functional.relu_backward` (bit-identical): ``dout * [out > 0]``.
 
@@ -603,10 +589,9 @@ def relu_backward(dout, cache):
     layout of ``out``: NumPy multiplies two arrays of different layouts element by element in
     a slow strided loop, while a copy followed by a same-layout multiply runs at memory speed.
     """
-    mask = cache > 0  # the layout of cache
-    if _memory_rows(dout, cache) is None and _memory_rows(cache) is not None:
-        dx = np.empty_like(cache, dtype=dout.dtype)
-        np.copyto(dx, dout)
-        return np.multiply(dx, mask, out=dx)
-    return np.multiply(dout, mask)
-
+    mask = cache > 0  # bool, in the memory layout of cache
+    if dout.strides == cache.strides:
+        return np.multiply(dout, mask)
+    dx = np.empty_like(cache, dtype=dout.dtype)  # the memory layout of cache
+    np.copyto(dx, dout)
+    return np.multiply(dx, mask, out=dx)
