@@ -16,7 +16,7 @@ Channels-last memory
     pooling windows read them. With the image held as ``(N, H, W, C)``, the patch of an output
     position is ``KH`` runs of ``KW*C`` consecutive numbers, so the unfold copies long runs; its
     columns are therefore ordered ``(i, j, c)`` rather than im2col's ``(c, i, j)``, and the
-    weight matrix is permuted to match. Elementwise layers keep the layout of their input. Call
+    weight matrix is permuted to match. A ReLU keeps the layout of its input. Call
     ``np.ascontiguousarray(y)`` for a C-ordered NCHW copy.
 Batch chunks
     The unfolded input is 9x the input for a 3x3 kernel: instead of writing all of it to memory
@@ -27,6 +27,9 @@ Fewer passes
     convolution followed by a 2x2 max-pool is computed in one pass
     (:func:`conv2d_maxpool2x2_forward`); scratch buffers are kept between calls in a
     ``workspace`` dict (the layer classes pass one each).
+
+The other two speed-ups of the fast path, a ReLU run after the max-pool that follows it and
+inference in batch chunks, are done by the container (see ``Sequential.fast``).
 """
 
 from __future__ import annotations
