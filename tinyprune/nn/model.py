@@ -176,7 +176,7 @@ class Sequential:
         k = 0
         while k < len(order):
             layer = order[k]
-            if (k + 1 < len(order) and type(layer) is Conv2d
+            if (k + 1 < len(order) and type(layer) is Conv2d and layer.fast
                     and type(order[k + 1]) is MaxPool2d and x.ndim == 4
                     and order[k + 1].fusable_after(layer.output_shape(x.shape[1:]))):
                 x = layer.forward_pooled(x, order[k + 1], train=train)  # conv + pool in one pass
