@@ -51,6 +51,14 @@ def linear_forward(x, w, b):
 def linear_backward(dout, cache, need_dx=True):
     """Gradients of :func:`linear_forward`: ``dx = dout W``, ``dW = dout^T x``, ``db = sum_n dout``.
 
+    Parameters
+    ----------
+    dout : ndarray (N, out)
+        Gradient of the loss with respect to ``out``.
+    cache : tuple from :func:`linear_forward`
+    need_dx : bool
+        False skips the input gradient (the first layer of a network needs none).
+
     Returns
     -------
     dx : ndarray (N, in) or None (when ``need_dx`` is False)
@@ -107,6 +115,13 @@ def conv2d_backward(dout, cache, need_dx=True):
     ``dW = D^T cols``, ``db = sum of the rows of D``, ``dx = col2im(D W_mat)`` with
     ``W_mat = W.reshape(C_out, -1)`` (each row of ``D W_mat`` is the gradient of one patch;
     :func:`~tinyprune.nn.im2col.col2im` adds the patches back where they overlap).
+
+    Parameters
+    ----------
+    dout : ndarray (N, C_out, H_out, W_out)
+    cache : tuple from :func:`conv2d_forward`
+    need_dx : bool
+        False skips the input gradient.
 
     Returns
     -------
@@ -223,6 +238,11 @@ def maxpool2d_forward(x, kernel_size=2, stride=None, padding=0):
 def maxpool2d_backward(dout, cache):
     """Gradient of :func:`maxpool2d_forward`: each ``dout`` entry goes to its window's maximum.
 
+    Parameters
+    ----------
+    dout : ndarray (N, C, H_out, W_out)
+    cache : tuple from :func:`maxpool2d_forward`
+
     Returns
     -------
     dx : ndarray (N, C, H, W)
@@ -283,13 +303,27 @@ def maxpool2d_backward_naive(dout, x_shape, argmax):
 
 
 def relu_forward(x):
-    """``out = max(x, 0)``; the cache is ``out`` itself (``out > 0`` exactly where ``x > 0``)."""
+    """``out = max(x, 0)`` elementwise.
+
+    Parameters
+    ----------
+    x : ndarray, any shape
+
+    Returns
+    -------
+    out : ndarray like x
+    cache : ndarray
+        ``out`` itself: ``out > 0`` exactly where ``x > 0``, which is all the backward needs.
+    """
     out = np.maximum(x, 0)
     return out, out
 
 
 def relu_backward(dout, cache):
-    """``dx = dout * [out > 0]``: the gradient passes where the unit was active."""
+    """``dx = dout * [out > 0]``: the gradient passes where the unit was active.
+
+    ``dout`` and ``cache`` (the output of :func:`relu_forward`) have the same shape.
+    """
     return dout * (cache > 0)
 
 
