@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tinyprune.nn import Conv2d, Linear, MaxPool2d, lecture_net
+from tinyprune.nn import Conv2d, Linear, MaxPool2d, im2col, lecture_net
 
 torch = pytest.importorskip("torch")
 
@@ -18,13 +18,25 @@ def _close(ours, theirs):
     np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.parametrize("k, stride, padding", [(3, 1, 0), ((2, 3), 2, 1), (1, 3, 2)])
+def test_im2col_is_torch_unfold(k, stride, padding):
+    """Same column order as torch.nn.functional.unfold (transposed: one row per position)."""
+    x = np.random.default_rng(7).standard_normal((2, 3, 7, 8))
+    cols = im2col(x, k, stride, padding)
+    unfolded = torch.nn.functional.unfold(torch.from_numpy(x), k, padding=padding, stride=stride)
+    expected = unfolded.numpy().transpose(0, 2, 1).reshape(cols.shape)  # (N*L, C*KH*KW)
+    np.testing.assert_array_equal(cols, expected)
+
+
+@pytest.mark.parametrize("fast", [True, False])
 @pytest.mark.parametrize("c_in, c_out, k, stride, padding, hw", [
     (1, 32, 3, 1, 0, (28, 28)), (32, 64, 3, 1, 0, (12, 11)), (3, 5, 3, 2, 1, (9, 8)),
     (4, 6, (2, 3), 3, 2, (7, 10)), (6, 3, 5, 1, 2, (6, 6)), (2, 2, 1, 1, 0, (4, 4)),
 ])
-def test_conv2d(c_in, c_out, k, stride, padding, hw):
+def test_conv2d(c_in, c_out, k, stride, padding, hw, fast):
     rng = np.random.default_rng(0)
     conv = Conv2d(c_in, c_out, k, stride=stride, padding=padding, rng=1)
+    conv.fast = fast
     x = rng.standard_normal((3, c_in) + hw).astype(np.float32)
     out = conv.forward(x, train=True)
     dout = rng.standard_normal(out.shape).astype(np.float32)
@@ -38,17 +50,19 @@ def test_conv2d(c_in, c_out, k, stride, padding, hw):
     _close(conv.grads["bias"], bt.grad)
 
 
+@pytest.mark.parametrize("fast", [True, False])
 @pytest.mark.parametrize("k, stride, padding, hw, ties", [
     (2, None, 0, (24, 24), False), (2, None, 0, (24, 24), True), (2, None, 0, (7, 9), True),
     (3, 2, 1, (9, 8), True), (3, 1, 0, (6, 7), False), ((2, 3), 2, 1, (8, 9), True),
 ])
-def test_maxpool(k, stride, padding, hw, ties):
+def test_maxpool(k, stride, padding, hw, ties, fast):
     rng = np.random.default_rng(2)
     shape = (2, 4) + hw
     # ReLU-like inputs with many exact zeros: ties must route the gradient as torch does
     x = (np.maximum(rng.integers(-3, 3, size=shape), 0) if ties
          else rng.standard_normal(shape)).astype(np.float32)
     pool = MaxPool2d(k, stride, padding)
+    pool.fast = fast
     out = pool.forward(x, train=True)
     dout = rng.standard_normal(out.shape).astype(np.float32)
     dx = pool.backward(dout)
@@ -90,8 +104,10 @@ def _torch_lecture_net(m):
     return net, names
 
 
-def test_lecture_net_matches_torch():
+@pytest.mark.parametrize("fast", [True, False])
+def test_lecture_net_matches_torch(fast):
     m = lecture_net(seed=5)
+    m.fast = fast
     net, names = _torch_lecture_net(m)
     net.eval()  # dropout off in torch; p = 0 in ours
     for layer in m.layers.values():
@@ -113,7 +129,7 @@ def test_lecture_net_matches_torch():
     for i, lname in names.items():
         _close(m.grads[f"{lname}.weight"], net[i].weight.grad)
         _close(m.grads[f"{lname}.bias"], net[i].bias.grad)
-    # inference in chunks (the default for large batches) gives the same logits too
+    # inference in chunks (with fast, for large batches) gives the same logits too
     xb = rng.standard_normal((75, 1, 28, 28)).astype(np.float32)
     with torch.no_grad():
         _close(m.forward(xb), net(torch.from_numpy(xb)))

@@ -37,30 +37,54 @@ def test_linear_gradients():
     _check_layer(_f64(Linear(5, 4, bias=False, rng=1)), rng.standard_normal((3, 5)), rng)
 
 
+def _with_fast(layer, fast):
+    layer.fast = fast
+    return layer
+
+
+@pytest.mark.parametrize("fast", [True, False])
 @pytest.mark.parametrize("c_in, c_out, k, stride, padding, hw", [
-    (1, 3, 3, 1, 0, (6, 7)),    # a first layer (thin rows: transposed im2col)
+    (1, 3, 3, 1, 0, (6, 7)),    # a first layer (fast: thin rows, transposed im2col)
     (3, 2, 3, 1, 1, (5, 5)),
-    (6, 4, 3, 1, 0, (6, 5)),    # KW*C_in >= 16: row-major im2col, stride-1 input gradient
-    (6, 4, 3, 2, 1, (7, 6)),    # stride 2: the general fold
+    (6, 4, 3, 1, 0, (6, 5)),    # fast: KW*C_in >= 16, row-major im2col, stride-1 input gradient
+    (6, 4, 3, 2, 1, (7, 6)),    # stride 2 (fast: the general fold)
     (8, 2, (2, 3), 3, 2, (7, 8)),
     (2, 3, 1, 1, 0, (3, 4)),
 ])
-def test_conv2d_gradients(c_in, c_out, k, stride, padding, hw):
+def test_conv2d_gradients(c_in, c_out, k, stride, padding, hw, fast):
     rng = np.random.default_rng(1)
     conv = _f64(Conv2d(c_in, c_out, k, stride=stride, padding=padding, rng=2))
-    _check_layer(conv, rng.standard_normal((2, c_in) + hw), rng)
+    _check_layer(_with_fast(conv, fast), rng.standard_normal((2, c_in) + hw), rng)
     conv = _f64(Conv2d(c_in, c_out, k, stride=stride, padding=padding, bias=False, rng=2))
-    _check_layer(conv, rng.standard_normal((2, c_in) + hw), rng)
+    _check_layer(_with_fast(conv, fast), rng.standard_normal((2, c_in) + hw), rng)
 
 
+@pytest.mark.parametrize("fast", [True, False])
 @pytest.mark.parametrize("k, stride, padding, hw", [
     (2, None, 0, (6, 6)), (2, None, 0, (5, 7)), (3, 2, 1, (7, 6)), (3, 1, 0, (5, 5)),
     ((2, 3), 2, 1, (6, 7)),
 ])
-def test_maxpool_gradients(k, stride, padding, hw):
+def test_maxpool_gradients(k, stride, padding, hw, fast):
     rng = np.random.default_rng(2)
     x = rng.permutation(2 * 3 * hw[0] * hw[1]).reshape((2, 3) + hw) * 0.1  # distinct values
-    _check_layer(MaxPool2d(k, stride, padding), x.astype(np.float64), rng)
+    _check_layer(_with_fast(MaxPool2d(k, stride, padding), fast), x.astype(np.float64), rng)
+
+
+def test_layers_default_to_fast_and_a_cache_remembers_its_kernels():
+    """A cache made by one path is read by the same path's backward, even if ``fast`` changes
+    in between."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 3, 6, 6))
+    for layer in (_f64(Conv2d(3, 4, 3, rng=1)), MaxPool2d(2), ReLU()):
+        assert layer.fast is True
+        dout = rng.standard_normal(layer.forward(x, train=True).shape)
+        dx_fast = layer.backward(dout)
+        layer.fast = False
+        dx_ref = layer.backward(dout)  # the cache came from the fast kernels
+        np.testing.assert_allclose(dx_ref, dx_fast, rtol=1e-12, atol=1e-12)
+        layer.forward(x, train=True)
+        layer.fast = True
+        np.testing.assert_allclose(layer.backward(dout), dx_fast, rtol=1e-12, atol=1e-12)
 
 
 def test_relu_gradients_away_from_zero():
@@ -107,11 +131,13 @@ def test_flatten_gradients_and_order():
     np.testing.assert_array_equal(Flatten().forward(x), x.reshape(2, -1))
 
 
-def test_layers_keep_float32():
+@pytest.mark.parametrize("fast", [True, False])
+def test_layers_keep_float32(fast):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
     for layer in (Conv2d(3, 4, 3, rng=1), MaxPool2d(2), MaxPool2d(3, 2, 1), ReLU(),
                   Dropout(0.5, rng=1), Flatten()):
+        layer.fast = fast
         out = layer.forward(x, train=True)
         assert out.dtype == np.float32, layer
         dx = layer.backward(np.ones_like(out))
@@ -119,11 +145,13 @@ def test_layers_keep_float32():
         assert all(g.dtype == np.float32 for g in layer.grads.values())
 
 
-def test_layers_do_not_modify_inputs_and_return_fresh_arrays():
+@pytest.mark.parametrize("fast", [True, False])
+def test_layers_do_not_modify_inputs_and_return_fresh_arrays(fast):
     rng = np.random.default_rng(8)
     x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
     x0 = x.copy()
     for layer in (Conv2d(3, 4, 3, padding=1, rng=1), MaxPool2d(2), ReLU(), Dropout(0.5, rng=1)):
+        layer.fast = fast
         out = layer.forward(x, train=True)
         out0 = out.copy()
         dout = np.ones_like(out)
@@ -233,53 +261,6 @@ def test_layer_spec_round_trip():
         layer_from_spec({"type": "Conv3d"})
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape, perm", [
-    ((4, 26, 26, 32), (0, 3, 1, 2)),  # channels-last memory behind an NCHW view
-    ((4, 5, 6, 70), (0, 1, 2, 3)),  # C-contiguous
-    ((1, 1, 9, 80), (0, 1, 2, 3)),  # leading axes of size 1
-    ((3, 1, 100), (1, 0, 2)),  # size-1 axis moved first
-    ((0, 5, 70), (0, 1, 2)),  # empty batch
-    ((2, 200), (1, 0)),  # transposed matrix
-])
-def test_relu_forward_matches_maximum_in_any_layout(shape, perm, dtype):
-    rng = np.random.default_rng(8)
-    x = rng.standard_normal(shape).astype(dtype).transpose(perm)
-    if x.size:
-        x.flat[0] = np.nan  # propagates, as np.maximum does
-        x.flat[-1] = 0.0
-    out, cache = F.relu_forward(x)
-    assert out.dtype == dtype and out.shape == x.shape and cache is out
-    assert out.strides == np.maximum(x, dtype(0)).strides  # the input's memory layout is kept
-    np.testing.assert_array_equal(out, np.maximum(x, 0))
-    strided = rng.standard_normal((4, 8, 10, 10)).astype(dtype)[:, ::2]  # not one block
-    np.testing.assert_array_equal(F.relu_forward(strided)[0], np.maximum(strided, 0))
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("dout_perm, out_perm", [
-    ((0, 1, 2, 3), (0, 3, 1, 2)),  # C-ordered gradient, channels-last activation (pool -> relu)
-    ((0, 3, 1, 2), (0, 1, 2, 3)),  # the other way round
-    ((0, 3, 1, 2), (0, 3, 1, 2)),  # same layout
-])
-def test_relu_backward_is_exact_across_memory_layouts(dout_perm, out_perm, dtype):
-    rng = np.random.default_rng(9)
-    nchw = (3, 4, 5, 6)
-    def in_layout(a, perm):  # an NCHW-shaped view whose memory order is `perm` of NCHW
-        inv = np.argsort(perm)
-        return np.ascontiguousarray(a.transpose(perm)).transpose(inv)
-    dout = in_layout(rng.standard_normal(nchw).astype(dtype), dout_perm)
-    out = in_layout(np.maximum(rng.standard_normal(nchw), 0).astype(dtype), out_perm)
-    out[0, 0, 0, :2] = (0.0, -0.0)
-    dout[0, 0, 0, :3] = (np.nan, -1.0, np.inf)  # NaN * 0 stays NaN, as in dout * [out > 0]
-    dx = F.relu_backward(dout, out)
-    expected = dout * (out > 0)
-    assert dx.dtype == dtype and dx.shape == nchw
-    np.testing.assert_array_equal(dx, expected)
-    assert np.array_equal(np.signbit(dx), np.signbit(expected))  # -0.0 where dout < 0 is killed
-    assert not np.shares_memory(dx, dout)
-
-
 def test_dropout_forward_is_the_same_for_any_input_layout():
     x = np.random.default_rng(10).standard_normal((4, 6, 5, 7)).astype(np.float32)
     x_cl = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # channels-last
@@ -292,43 +273,12 @@ def test_dropout_forward_is_the_same_for_any_input_layout():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n, c_in, hw, c_out, k, stride, padding", [
-    (5, 32, 26, 64, 3, 1, 0),  # the lecture's conv2
-    (3, 1, 28, 20, 5, 1, 0),  # LeNet-5's conv1 (a short patch row: the transposed unfold)
-    (4, 2, 12, 5, 2, 2, 0),  # strided
-    (7, 8, 10, 6, 3, 1, 2),  # padded
-    (1, 3, 4, 2, 3, 1, 0),  # one image, a single pooling window per channel
-])
-def test_conv_maxpool_fused_forward_equals_the_two_steps(n, c_in, hw, c_out, k, stride, padding,
-                                                        dtype):
-    """Integer-valued data: every GEMM sum is exact, so the results must agree bit for bit,
-    including which of several tied maxima gets the gradient."""
-    rng = np.random.default_rng(n * 100 + c_in)
-    x = rng.integers(-3, 4, size=(n, c_in, hw, hw)).astype(dtype)
-    w = rng.integers(-2, 3, size=(c_out, c_in, k, k)).astype(dtype)
-    b = rng.integers(-2, 3, size=c_out).astype(dtype)
-    y, conv_cache = F.conv2d_forward(x, w, b, stride, padding)
-    expected, pool_cache = F.maxpool2d_forward(y, 2)
-    out, conv_cache2, pool_cache2 = F.conv2d_maxpool2x2_forward(x, w, b, stride, padding,
-                                                                 workspace={})
-    assert out.shape == expected.shape and out.dtype == dtype
-    np.testing.assert_array_equal(out, expected)
-    assert pool_cache2[:2] == pool_cache[:2] and pool_cache2[3] == pool_cache[3]
-    for got, want in zip(pool_cache2[2], pool_cache[2], strict=True):
-        np.testing.assert_array_equal(got, want)
-    dout = rng.standard_normal(out.shape).astype(dtype)
-    dy = F.maxpool2d_backward(dout, pool_cache2)
-    np.testing.assert_array_equal(dy, F.maxpool2d_backward(dout, pool_cache))
-    for got, want in zip(F.conv2d_backward(dy, conv_cache2), F.conv2d_backward(dy, conv_cache),
-                         strict=True):
-        np.testing.assert_array_equal(got, want)
-    out_inf, c1, c2 = F.conv2d_maxpool2x2_forward(x, w, None, stride, padding, train=False)
-    assert c1 is None and c2 is None
-    np.testing.assert_array_equal(out_inf, F.maxpool2d_forward(
-        F.conv2d_forward(x, w, None, stride, padding)[0], 2)[0])
-
-
-def test_conv_maxpool_fused_forward_needs_an_even_output():
-    x = np.zeros((1, 1, 6, 6), np.float32)
-    with pytest.raises(ValueError, match="even height and width, got 5x5"):
-        F.conv2d_maxpool2x2_forward(x, np.zeros((2, 1, 2, 2), np.float32), None)
+def test_dropout_mask_is_the_float_draw_compared_with_p(dtype):
+    x = np.random.default_rng(0).standard_normal((3, 4, 5)).astype(dtype)
+    out, mask = F.dropout_forward(x, 0.4, np.random.default_rng(11))
+    u = np.random.default_rng(11).random(x.shape, dtype=dtype)
+    expected_mask = (u >= dtype(0.4)) * dtype(1 / 0.6)
+    assert mask.dtype == dtype and out.dtype == dtype
+    np.testing.assert_array_equal(mask, expected_mask)
+    np.testing.assert_array_equal(out, x * expected_mask)
+    np.testing.assert_array_equal(F.dropout_backward(x, mask), x * expected_mask)

@@ -1,4 +1,4 @@
-"""The model zoo and Sequential: the lecture's counts, seeds, specs, initialisation, chunking."""
+"""The model zoo and Sequential: the lecture's counts, seeds, specs, initialisation, copies."""
 
 import json
 import math
@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from tinyprune.nn import Sequential, build_model, lecture_net, lenet5, lenet_300_100
-from tinyprune.nn.layers import Conv2d, Flatten, MaxPool2d, ReLU
 
 
 def _rows(summary):
@@ -94,20 +93,6 @@ def test_forward_shapes_and_dtypes(build):
     np.testing.assert_allclose(out64, logits, rtol=1e-4, atol=1e-5)
 
 
-def test_inference_in_chunks_equals_one_pass():
-    x = np.random.default_rng(1).standard_normal((70, 1, 28, 28)).astype(np.float32)
-    m = lecture_net(seed=2)
-    chunked = m.forward(x)  # 70 > inference_chunk: three chunks
-    m.inference_chunk = None
-    whole = m.forward(x)
-    np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6)
-    m.inference_chunk = 7
-    np.testing.assert_allclose(m.forward(x), whole, rtol=1e-5, atol=1e-6)
-    # training mode is never chunked: the caches cover the whole batch
-    m.forward(x, train=True)
-    assert m.backward(np.ones((70, 10), np.float32)).shape == x.shape
-
-
 @pytest.mark.parametrize("build", [lecture_net, lenet_300_100])
 def test_need_input_grad_false_gives_the_same_parameter_gradients(build):
     rng = np.random.default_rng(3)
@@ -146,166 +131,3 @@ def test_copy_is_independent_and_equal():
     c.params["fc1.weight"][0, 0] = 123.0
     c.masks["fc1.weight"][0, 0] = False
     assert m.params["fc1.weight"][0, 0] != 123.0 and m.masks["fc1.weight"][0, 0]
-
-
-# --------------------------------------------------------------- ReLU -> MaxPool2d run swapped
-
-
-def _run(model, x, dout, fuse=None, **flags):
-    """Forward (training mode) and backward with ``model.fuse_relu_pool = fuse`` (or the given
-    ``fuse_*`` flags); returns the output, the input gradient and a copy of the gradients."""
-    if fuse is not None:
-        flags["fuse_relu_pool"] = fuse
-    for name, value in flags.items():
-        setattr(model, name, value)
-    out = model.forward(x, train=True)
-    dx = model.backward(dout)
-    return out, dx, {k: g.copy() for k, g in model.grads.items()}
-
-
-def _no_dropout(model):
-    """Every run must see the same network."""
-    for layer in model.layers.values():
-        if hasattr(layer, "p"):
-            layer.p = 0.0
-    return model
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_relu_pool_swap_gives_identical_outputs_and_gradients(dtype):
-    m = _no_dropout(lecture_net(seed=3).set_dtype(dtype))
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((5, 1, 28, 28)).astype(dtype)
-    dout = rng.standard_normal((5, 10)).astype(dtype)
-    m.fuse_conv_pool = False  # (tested below: it rounds the convolution differently)
-    out_a, dx_a, g_a = _run(m, x, dout, True)
-    out_b, dx_b, g_b = _run(m, x, dout, False)
-    np.testing.assert_array_equal(out_a, out_b)  # bit for bit, not just close
-    np.testing.assert_array_equal(dx_a, dx_b)
-    for k in g_b:
-        np.testing.assert_array_equal(g_a[k], g_b[k], err_msg=k)
-
-
-def test_relu_pool_swap_is_exact_with_ties_and_negative_windows():
-    """Windows that are all negative, all zero, or with tied positive maxima."""
-    x = np.array([[[[-1.0, -2.0, 0.0, 0.0, 3.0, 3.0],
-                    [-3.0, -0.5, 0.0, 0.0, 1.0, 3.0],
-                    [2.0, 2.0, -1.0, 5.0, 0.0, -0.0],
-                    [2.0, 1.0, 5.0, 5.0, -0.0, 0.0]]]])  # (1, 1, 4, 6)
-    dout = np.arange(1.0, 7.0).reshape(1, 6)
-    layers = [("relu", ReLU()), ("pool", MaxPool2d(2)), ("pool2", MaxPool2d(1)),
-              ("flatten", Flatten())]
-    m = Sequential(layers, input_shape=(1, 4, 6))
-    assert [type(v).__name__ for v in m.execution_order()] == [
-        "MaxPool2d", "MaxPool2d", "ReLU", "Flatten"]  # the ReLU moves past both pools
-    out_a, dx_a, _ = _run(m, x, dout, True)
-    out_b, dx_b, _ = _run(m, x, dout, False)
-    np.testing.assert_array_equal(out_a, out_b)
-    np.testing.assert_array_equal(dx_a, dx_b)
-    np.testing.assert_array_equal(out_a, [[0.0, 0.0, 3.0, 2.0, 5.0, 0.0]])
-    expected = np.zeros((4, 6))
-    expected[0, 4] = 3.0  # first of the tied 3s
-    expected[2, 0] = 4.0  # first of the tied 2s
-    expected[2, 3] = 5.0  # first of the tied 5s
-    np.testing.assert_array_equal(dx_a[0, 0], expected)
-
-
-def test_execution_order_swaps_only_relu_then_pool():
-    m = lecture_net(seed=0)
-    names = {id(v): k for k, v in m.layers.items()}
-    order = [names[id(v)] for v in m.execution_order()]
-    assert order == ["conv1", "relu1", "conv2", "pool", "relu2", "dropout1", "flatten", "fc1",
-                     "relu3", "dropout2", "fc2"]
-    assert list(m.layers) == ["conv1", "relu1", "conv2", "relu2", "pool", "dropout1", "flatten",
-                              "fc1", "relu3", "dropout2", "fc2"]  # the lecture's order is kept
-    m.fuse_relu_pool = False
-    assert [names[id(v)] for v in m.execution_order()] == list(m.layers)
-
-
-@pytest.mark.parametrize("kernel, stride, padding", [(2, 2, 0), (3, 2, 1), (3, 1, 1), (2, 1, 1),
-                                                     (3, 3, 0)])
-def test_relu_pool_swap_is_exact_for_any_pool_geometry(kernel, stride, padding):
-    """Padded (-inf) windows, overlapping windows, and integer-valued inputs full of ties."""
-    rng = np.random.default_rng(kernel * 10 + stride + padding)
-    x = rng.integers(-2, 3, size=(3, 2, 7, 8)).astype(np.float64)  # zeros and ties everywhere
-    layers = [("relu", ReLU()), ("pool", MaxPool2d(kernel, stride, padding)),
-              ("flatten", Flatten())]
-    m = Sequential(layers, input_shape=(2, 7, 8))
-    out_shape = m.layer_shapes()[-1][2]
-    dout = rng.standard_normal((3,) + out_shape)
-    out_a, dx_a, _ = _run(m, x, dout, True)
-    out_b, dx_b, _ = _run(m, x, dout, False)
-    np.testing.assert_array_equal(out_a, out_b)
-    np.testing.assert_array_equal(dx_a, dx_b)
-    assert (dx_a[x <= 0] == 0).all()  # no gradient reaches a rectified input
-
-
-# ------------------------------------------------------ Conv2d -> MaxPool2d run as one pass
-
-
-def _integer_valued(model, seed):
-    """Small integer weights: every sum in the network is exact, whatever its order."""
-    rng = np.random.default_rng(seed)
-    for p in model.params.values():
-        p[...] = rng.integers(-2, 3, size=p.shape)
-    return _no_dropout(model)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("make", [lecture_net, lenet5])
-def test_conv_pool_fusion_is_exact_on_integer_valued_data(make, dtype):
-    m = _integer_valued(make(seed=1).set_dtype(dtype), seed=2)
-    rng = np.random.default_rng(3)
-    x = rng.integers(-2, 3, size=(4, 1, 28, 28)).astype(dtype)  # ties in every pool window
-    dout = rng.integers(-3, 4, size=(4, 10)).astype(dtype)
-    out_a, dx_a, g_a = _run(m, x, dout, fuse_conv_pool=True)
-    out_b, dx_b, g_b = _run(m, x, dout, fuse_conv_pool=False)
-    np.testing.assert_array_equal(out_a, out_b)
-    np.testing.assert_array_equal(dx_a, dx_b)
-    for k in g_b:
-        np.testing.assert_array_equal(g_a[k], g_b[k], err_msg=k)
-    m.fuse_conv_pool = True
-    np.testing.assert_array_equal(m.forward(x), out_b)  # inference mode too
-
-
-@pytest.mark.parametrize("dtype, rtol", [(np.float32, 1e-5), (np.float64, 1e-12)])
-def test_conv_pool_fusion_matches_the_two_layers_on_random_data(dtype, rtol):
-    m = _no_dropout(lecture_net(seed=4).set_dtype(dtype))
-    rng = np.random.default_rng(5)
-    x = rng.standard_normal((6, 1, 28, 28)).astype(dtype)
-    dout = rng.standard_normal((6, 10)).astype(dtype)
-    out_a, dx_a, g_a = _run(m, x, dout, fuse_conv_pool=True)
-    out_b, dx_b, g_b = _run(m, x, dout, fuse_conv_pool=False)
-    np.testing.assert_allclose(out_a, out_b, rtol=rtol, atol=rtol * np.abs(out_b).max())
-    np.testing.assert_allclose(dx_a, dx_b, rtol=rtol, atol=rtol * np.abs(dx_b).max())
-    for k in g_b:
-        np.testing.assert_allclose(g_a[k], g_b[k], rtol=rtol, atol=rtol * np.abs(g_b[k]).max(),
-                                   err_msg=k)
-
-
-def test_conv_pool_fusion_runs_only_where_it_applies(monkeypatch):
-    calls = []
-    original = Conv2d.forward_pooled
-
-    def counted(self, x, pool, train=False):
-        calls.append((self.name, pool.name))
-        return original(self, x, pool, train)
-
-    monkeypatch.setattr(Conv2d, "forward_pooled", counted)
-    m = lenet5(seed=0)
-    m.forward(np.zeros((2, 1, 28, 28), np.float32))
-    assert calls == [("conv1", "pool1"), ("conv2", "pool2")]
-    calls.clear()
-    m.fuse_conv_pool = False
-    m.forward(np.zeros((2, 1, 28, 28), np.float32))
-    assert calls == []
-    odd = Sequential([("conv", Conv2d(1, 2, 2)), ("pool", MaxPool2d(2)), ("flat", Flatten())],
-                     input_shape=(1, 6, 6))  # a 5x5 convolution output: not fused
-    wide = Sequential([("conv", Conv2d(1, 2, 3)), ("pool", MaxPool2d(3)), ("flat", Flatten())],
-                      input_shape=(1, 8, 8))  # a 3x3 pool: not fused
-    for model, shape in ((odd, (1, 1, 6, 6)), (wide, (1, 1, 8, 8))):
-        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-        ref = model.layers["pool"].forward(model.layers["conv"].forward(x))
-        np.testing.assert_array_equal(model.forward(x), ref.reshape(1, -1))
-    assert calls == []
-

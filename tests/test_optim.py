@@ -85,6 +85,27 @@ def test_adam_matches_torch_over_several_steps(kw):
         assert int(opt.state[k]["step"]) == len(grads_seq) == int(st["step"])
 
 
+
+def test_adam_is_the_papers_bias_corrected_update():
+    """Kingma & Ba, Algorithm 1, in float64: m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t),
+    theta -= lr * m_hat / (sqrt(v_hat) + eps), with L2 weight decay added to the gradient."""
+    params, grads_seq = _problem(np.float64, seed=4)
+    lr, (b1, b2), eps, wd = 1e-2, (0.8, 0.95), 1e-3, 0.1
+    ours = {k: v.copy() for k, v in params.items()}
+    opt = Adam(ours, lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd)
+    theta = {k: v.copy() for k, v in params.items()}
+    m = {k: np.zeros_like(v) for k, v in params.items()}
+    v = {k: np.zeros_like(p) for k, p in params.items()}
+    for t, grads in enumerate(grads_seq, start=1):
+        opt.step(grads)
+        for k in theta:
+            d = grads[k] + wd * theta[k]
+            m[k] = b1 * m[k] + (1 - b1) * d
+            v[k] = b2 * v[k] + (1 - b2) * d**2
+            m_hat, v_hat = m[k] / (1 - b1**t), v[k] / (1 - b2**t)
+            theta[k] = theta[k] - lr * m_hat / (np.sqrt(v_hat) + eps)
+            np.testing.assert_allclose(ours[k], theta[k], rtol=1e-12, atol=1e-14)
+
 @pytest.mark.parametrize("make", [
     lambda p: SGD(p, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
     lambda p: Adam(p, lr=1e-2, weight_decay=1e-3),

@@ -1,29 +1,25 @@
 """im2col / col2im: lowering a convolution to one matrix product.
 
-A 2-D convolution of ``x`` (N, C, H, W) with a kernel (C_out, C, KH, KW) reads, for every output
-position, a ``KH*KW*C`` patch of the (zero-padded) input. ``im2col`` copies those patches into the
-rows of a matrix so that the convolution becomes one GEMM, ``cols @ W_mat``; ``col2im`` is its
-adjoint (it scatters-and-adds rows back into an image) and gives the input gradient.
+A 2-D convolution of ``x`` (N, C, H, W) with a kernel ``W`` (C_out, C, KH, KW) takes, at every
+output position, the dot product of each filter ``W[o]`` with a ``C x KH x KW`` patch of the
+zero-padded input. ``im2col`` copies every patch into one row of a matrix, so that the whole
+convolution is one matrix product (a GEMM)::
 
-Layout (channels-last, as in TensorFlow's and oneDNN's NHWC kernels)
-    ``cols`` has shape ``(N*H_out*W_out, KH*KW*C)``: one **row per output position**, row index
-    ``(n*H_out + h)*W_out + w``, and column index ``(i*KW + j)*C + c`` for kernel offset ``(i, j)``
-    and input channel ``c``. The matching weight matrix is
-    ``W.transpose(0, 2, 3, 1).reshape(C_out, -1)`` (rows ``(i, j, c)``), and the convolution is
-    ``cols @ W_mat.T`` of shape ``(N*H_out*W_out, C_out)``, which is the output in NHWC memory
-    order.
+    cols = im2col(x, (KH, KW), stride, padding)   # (N*H_out*W_out, C*KH*KW)
+    out = cols @ W.reshape(C_out, -1).T + b        # (N*H_out*W_out, C_out)
 
-Why channels-last
-    With the image held as ``(N, H, W, C)`` in memory, the patch of output position ``(h, w)`` is
-    ``KH`` runs of ``KW*C`` consecutive numbers. :func:`patch_view` exposes all patches at once as
-    a read-only strided view (no copy, like ``numpy.lib.stride_tricks.sliding_window_view``), so
-    ``im2col`` is a **single** copy that moves long contiguous runs. Activations keep their NCHW
-    *shape* everywhere in tinyprune (PyTorch's convention); only their memory order may be
-    channels-last (``y = y_nhwc.transpose(0, 3, 1, 2)`` is a view).
+``col2im`` is its adjoint: it adds every row back onto the patch it was copied from (overlapping
+patches sum). It turns the gradient of ``cols`` into the gradient of ``x``.
 
-The vectorized fold (:func:`col2im`) loops only over the ``KH*KW`` kernel offsets; each offset adds
-a whole strided block for all batch items, positions and channels at once. ``im2col_naive`` /
-``col2im_naive`` are the textbook loops, kept for tests and for readers.
+Layout
+    Row ``(n*H_out + h)*W_out + w`` is the patch of output position ``(h, w)`` of image ``n``.
+    Column ``(c*KH + i)*KW + j`` holds input channel ``c`` at kernel offset ``(i, j)``: the order
+    of ``W[o].ravel()``, so the weight matrix is ``W.reshape(C_out, -1)``, with no copy. PyTorch's
+    ``torch.nn.functional.unfold(x, (KH, KW))`` gives the same numbers as ``(N, C*KH*KW, L)``.
+
+``im2col_naive`` / ``col2im_naive`` are the textbook loops; the vectorized versions are tested
+against them. (The speed kernels of :mod:`tinyprune.nn.fast` unfold channels-last batches chunk
+by chunk instead; they compute the same convolution.)
 
 References
 ----------
@@ -61,154 +57,52 @@ def _check_geometry(x_shape, kernel_size, stride, padding, name="im2col"):
     return kh, kw, s, p, h_out, w_out
 
 
-# ----------------------------------------------------------------------------- building blocks
-
-
-def reshape_view(a, shape):
-    """``a.reshape(shape)`` that must be a view (writes through to ``a``); ValueError otherwise.
-
-    (``np.reshape(..., copy=False)`` needs NumPy >= 2.1.)
-    """
-    v = a.reshape(shape)
-    if v.size and not np.may_share_memory(v, a):
-        raise ValueError(f"cannot view an array of shape {a.shape} and strides {a.strides} "
-                         f"as shape {shape} without copying")
-    return v
-
-
-def to_nhwc(x, padding=0, *, out=None):
-    """Channels-last, zero-padded, C-contiguous copy of an NCHW-shaped image batch (or a view).
-
-    Parameters
-    ----------
-    x : ndarray (N, C, H, W), any memory layout
-    padding : int
-        Zeros added on every side of H and W.
-    out : ndarray (N, H + 2p, W + 2p, C), optional
-        Buffer to fill (its border is zeroed, its interior overwritten).
-
-    Returns
-    -------
-    xp : ndarray (N, H + 2p, W + 2p, C), C-contiguous
-        ``x.transpose(0, 2, 3, 1)`` itself (no copy) when ``padding == 0`` and ``x`` is already
-        channels-last in memory; otherwise a copy.
-    """
-    n, c, h, w = x.shape
-    xt = x.transpose(0, 2, 3, 1)  # (N, H, W, C) view
-    if padding == 0 and out is None and xt.flags.c_contiguous:
-        return xt
-    p = padding
-    shape = (n, h + 2 * p, w + 2 * p, c)
-    if out is None:
-        out = np.empty(shape, dtype=x.dtype)
-    if p > 0:  # only the border needs zeros: the interior is overwritten below
-        out[:, :p] = 0
-        out[:, p + h:] = 0
-        out[:, p:p + h, :p] = 0
-        out[:, p:p + h, p + w:] = 0
-    out[:, p:p + h, p:p + w] = xt  # (N, H, W, C)
-    return out
-
-
-def patch_view(xp, kernel_size, stride, out_hw):
-    """All convolution patches of a channels-last padded image as one read-only strided view.
-
-    Parameters
-    ----------
-    xp : ndarray (N, H_pad, W_pad, C)
-    kernel_size : (int, int)
-    stride : int
-    out_hw : (int, int)
-        ``(H_out, W_out)``.
-
-    Returns
-    -------
-    view : ndarray (N, H_out, W_out, KH, KW, C), no copy
-        ``view[n, h, w, i, j, c] = xp[n, h*stride + i, w*stride + j, c]``.
-    """
-    kh, kw = kernel_size
-    h_out, w_out = out_hw
-    win = sliding_window_view(xp, (kh, kw), axis=(1, 2))  # (N, H_pad-KH+1, W_pad-KW+1, C, KH, KW)
-    win = win[:, :stride * (h_out - 1) + 1:stride, :stride * (w_out - 1) + 1:stride]
-    return win.transpose(0, 1, 2, 4, 5, 3)  # (N, H_out, W_out, KH, KW, C)
-
-
-def fold_add(blocks, dxp, kernel_size, stride):
-    """Add per-offset blocks into a channels-last padded image (the scatter of col2im).
-
-    Parameters
-    ----------
-    blocks : ndarray (KH*KW, N, H_out, W_out, C) or (N, H_out, W_out, KH, KW, C)
-        Contribution of each kernel offset ``(i, j)``; the first layout is read as
-        ``blocks[i*KW + j]``, the second as ``blocks[:, :, :, i, j]``.
-    dxp : ndarray (N, H_pad, W_pad, C)
-        Accumulated **in place**: ``dxp[n, h*s + i, w*s + j, c] += block_ij[n, h, w, c]``.
-    kernel_size : (int, int)
-    stride : int
-    """
-    kh, kw = kernel_size
-    offset_major = blocks.ndim == 5
-    h_out, w_out = (blocks.shape[2:4] if offset_major else blocks.shape[1:3])
-    h_end, w_end = stride * (h_out - 1) + 1, stride * (w_out - 1) + 1
-    for i in range(kh):  # loop over the KH*KW kernel offsets only
-        for j in range(kw):
-            block = blocks[i * kw + j] if offset_major else blocks[:, :, :, i, j]
-            dst = dxp[:, i:i + h_end:stride, j:j + w_end:stride]  # (N, H_out, W_out, C) view
-            np.add(dst, block, out=dst)
-
-
-# ----------------------------------------------------------------------------- public kernels
-
-
-def im2col(x, kernel_size, stride=1, padding=0, *, out=None):
-    """Unfold image patches into rows (vectorized: one strided copy).
+def im2col(x, kernel_size, stride=1, padding=0):
+    """Unfold the convolution patches of ``x`` into the rows of a matrix.
 
     Parameters
     ----------
     x : ndarray of shape (N, C, H, W), float32 or float64
-        Input images (NCHW shape; any memory layout, channels-last is fastest).
+        Input images (any memory layout).
     kernel_size : int or (int, int)
         ``KH, KW``.
     stride : int
         Step between patches (the same on both axes), >= 1.
     padding : int
         Zeros added on every side, >= 0.
-    out : ndarray of shape (N*H_out*W_out, KH*KW*C), optional
-        Buffer to write into (reused between calls to avoid allocating); same dtype as ``x``.
-        It may be a column slice of a wider matrix (rows need not be contiguous).
 
     Returns
     -------
-    cols : ndarray of shape (N*H_out*W_out, KH*KW*C)
-        ``cols[(n*H_out + h)*W_out + w, (i*KW + j)*C + c] = x_pad[n, c, h*stride + i,
+    cols : ndarray of shape (N*H_out*W_out, C*KH*KW), C-contiguous
+        ``cols[(n*H_out + h)*W_out + w, (c*KH + i)*KW + j] = x_pad[n, c, h*stride + i,
         w*stride + j]``.
+
+    Examples
+    --------
+    >>> x = np.arange(9.0).reshape(1, 1, 3, 3)
+    >>> im2col(x, 2)
+    array([[0., 1., 3., 4.],
+           [1., 2., 4., 5.],
+           [3., 4., 6., 7.],
+           [4., 5., 7., 8.]])
     """
     check_float_array(x, "im2col: x")
     kh, kw, s, p, h_out, w_out = _check_geometry(x.shape, kernel_size, stride, padding)
     n, c, _, _ = x.shape
-    shape = (n * h_out * w_out, kh * kw * c)
-    if out is None:
-        out = np.empty(shape, dtype=x.dtype)
-    elif not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != x.dtype:
-        raise ValueError(f"im2col: out must have shape {shape} and dtype {x.dtype}, "
-                         f"got {getattr(out, 'shape', None)} {getattr(out, 'dtype', None)}")
-    xp = to_nhwc(x, p)  # (N, H_pad, W_pad, C)
-    try:
-        dst = reshape_view(out, (n, h_out, w_out, kh, kw, c))  # view of out
-    except ValueError:
-        raise ValueError("im2col: out must have unit stride along its columns (e.g. a C-ordered "
-                         "array or a column slice of one)") from None
-    dst[...] = patch_view(xp, (kh, kw), s, (h_out, w_out))  # (N, H_out, W_out, KH, KW, C)
-    return out
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))  # (N, C, H + 2p, W + 2p)
+    windows = sliding_window_view(xp, (kh, kw), axis=(2, 3))  # (N, C, H_pad-KH+1, W_pad-KW+1, KH, KW)
+    patches = windows[:, :, ::s, ::s]  # (N, C, H_out, W_out, KH, KW): patch (h, w) starts at (hs, ws)
+    patches = patches.transpose(0, 2, 3, 1, 4, 5)  # (N, H_out, W_out, C, KH, KW): one patch per row
+    return patches.reshape(n * h_out * w_out, c * kh * kw)  # (N*H_out*W_out, C*KH*KW), a copy
 
 
 def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
-    """Fold rows back into an image, summing overlapping patches (adjoint of :func:`im2col`).
+    """Fold rows back into an image, summing overlapping patches (the adjoint of :func:`im2col`).
 
     Parameters
     ----------
-    cols : ndarray of shape (N*H_out*W_out, KH*KW*C)
-        Patch matrix, e.g. the gradient ``dout_mat @ W_mat`` of a convolution.
+    cols : ndarray of shape (N*H_out*W_out, C*KH*KW), float32 or float64
+        Patch matrix, e.g. the gradient ``dout_mat @ W.reshape(C_out, -1)`` of a convolution.
     x_shape : tuple (N, C, H, W)
         Shape of the image the rows were unfolded from.
     kernel_size, stride, padding
@@ -216,21 +110,26 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
 
     Returns
     -------
-    x : ndarray of shape (N, C, H, W), dtype of ``cols``, channels-last in memory
-        ``x[n, c, y, z] = sum of the cols entries that im2col copied from x_pad[n, c, y+p, z+p]``,
-        so that ``<im2col(x), cols> == <x, col2im(cols)>``.
+    x : ndarray of shape (N, C, H, W), dtype of ``cols``
+        ``x[n, c, y, z]`` = the sum of the ``cols`` entries that :func:`im2col` copies from
+        ``x_pad[n, c, y + p, z + p]``, so that ``<im2col(x), cols> == <x, col2im(cols)>``.
     """
     check_float_array(cols, "col2im: cols", ndim=2)
     kh, kw, s, p, h_out, w_out = _check_geometry(tuple(x_shape), kernel_size, stride, padding,
                                                  name="col2im")
     n, c, h, w = x_shape
-    expected = (n * h_out * w_out, kh * kw * c)
+    expected = (n * h_out * w_out, c * kh * kw)
     if cols.shape != expected:
         raise ValueError(f"col2im: cols must have shape {expected} for x_shape {tuple(x_shape)}, "
                          f"got {cols.shape}")
-    dxp = np.zeros((n, h + 2 * p, w + 2 * p, c), dtype=cols.dtype)  # (N, H_pad, W_pad, C)
-    fold_add(cols.reshape(n, h_out, w_out, kh, kw, c), dxp, (kh, kw), s)
-    return dxp[:, p:p + h, p:p + w].transpose(0, 3, 1, 2)  # (N, C, H, W) view
+    patches = cols.reshape(n, h_out, w_out, c, kh, kw).transpose(0, 3, 1, 2, 4, 5)
+    # (N, C, H_out, W_out, KH, KW)
+    xp = np.zeros((n, c, h + 2 * p, w + 2 * p), dtype=cols.dtype)  # (N, C, H_pad, W_pad)
+    for i in range(kh):  # a loop over the KH*KW kernel offsets only
+        for j in range(kw):
+            # offset (i, j) of the patch at output (h, w) is input pixel (h*s + i, w*s + j)
+            xp[:, :, i:i + s * h_out:s, j:j + s * w_out:s] += patches[..., i, j]  # (N, C, H_out, W_out)
+    return xp[:, :, p:p + h, p:p + w]  # (N, C, H, W)
 
 
 def im2col_naive(x, kernel_size, stride=1, padding=0):
@@ -240,15 +139,15 @@ def im2col_naive(x, kernel_size, stride=1, padding=0):
                                                  name="im2col_naive")
     n, c, h, w = x.shape
     xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
-    cols = np.empty((n * h_out * w_out, kh * kw * c), dtype=x.dtype)
+    cols = np.empty((n * h_out * w_out, c * kh * kw), dtype=x.dtype)
     for b in range(n):
         for y in range(h_out):
             for z in range(w_out):
                 row = (b * h_out + y) * w_out + z
-                for i in range(kh):
-                    for j in range(kw):
-                        for ch in range(c):
-                            col = (i * kw + j) * c + ch
+                for ch in range(c):
+                    for i in range(kh):
+                        for j in range(kw):
+                            col = (ch * kh + i) * kw + j
                             cols[row, col] = xp[b, ch, y * s + i, z * s + j]
     return cols
 
@@ -264,9 +163,9 @@ def col2im_naive(cols, x_shape, kernel_size, stride=1, padding=0):
         for y in range(h_out):
             for z in range(w_out):
                 row = (b * h_out + y) * w_out + z
-                for i in range(kh):
-                    for j in range(kw):
-                        for ch in range(c):
-                            col = (i * kw + j) * c + ch
+                for ch in range(c):
+                    for i in range(kh):
+                        for j in range(kw):
+                            col = (ch * kh + i) * kw + j
                             xp[b, ch, y * s + i, z * s + j] += cols[row, col]
     return xp[:, :, p:p + h, p:p + w].copy()

@@ -1,5 +1,9 @@
 """Layer classes: thin, stateful wrappers around :mod:`tinyprune.nn.functional`.
 
+Each layer runs the reference kernels of :mod:`tinyprune.nn.functional` when its ``fast``
+attribute is False, and the speed kernels of :mod:`tinyprune.nn.fast` (same results) when it is
+True (the default; ``Sequential`` sets it on all its layers).
+
 A layer holds ``params`` and ``grads`` under the same local names (``"weight"``, ``"bias"``),
 remembers the cache of its last forward pass, and validates its input once, naming itself in
 every error. Shapes and initialisation follow PyTorch (``nn.Linear``, ``nn.Conv2d``...).
@@ -11,6 +15,7 @@ import inspect
 
 import numpy as np
 
+from . import fast
 from . import functional as F
 from .im2col import conv_output_size
 from .init import uniform_fan_in
@@ -66,6 +71,10 @@ class Module:
     #: Whether :meth:`set_transform` may be used (the layer's kernels read
     #: :meth:`effective_param` and map gradients with :meth:`param_grad`).
     supports_transforms = False
+
+    #: Run the speed kernels of :mod:`tinyprune.nn.fast` (True) or the reference kernels of
+    #: :mod:`tinyprune.nn.functional` (False). Set by the container (``Sequential.fast``).
+    fast = True
 
     def __init__(self):
         self.name = type(self).__name__
@@ -230,8 +239,8 @@ class Linear(Module):
 class Conv2d(Module):
     """2-D convolution with weight ``(C_out, C_in, KH, KW)``, via im2col + GEMM.
 
-    The output has the NCHW shape ``(N, C_out, H_out, W_out)`` and is channels-last in memory
-    (see :func:`tinyprune.nn.functional.conv2d_forward`). Scratch buffers (the unfolded input of
+    The output has the NCHW shape ``(N, C_out, H_out, W_out)``, channels-last in memory with
+    ``fast`` (see :func:`tinyprune.nn.fast.conv2d_forward`). Scratch buffers (the unfolded input of
     a batch chunk, a padded copy of the input) are kept in the layer and reused between calls; the
     cache of a training pass references the input, which must not be modified before
     :meth:`backward`.
@@ -266,15 +275,19 @@ class Conv2d(Module):
         self.output_shape(x.shape[1:])  # validates that the kernel fits
         self._cache = None  # the workspace is about to be overwritten
         w, b = self._weight_and_bias(train)
-        out, cache = F.conv2d_forward(x, w, b, self.stride, self.padding, train=train,
-                                      workspace=self._workspace)
-        self._cache = cache
+        if self.fast:
+            out, cache = fast.conv2d_forward(x, w, b, self.stride, self.padding, train=train,
+                                             workspace=self._workspace)
+        else:
+            out, cache = F.conv2d_forward(x, w, b, self.stride, self.padding)
+        self._cache = (self.fast, cache) if train else None  # which kernels made the cache
         return out
 
     def forward_pooled(self, x, pool, train=False):
         """This convolution and then ``pool`` (a 2x2 / stride-2 :class:`MaxPool2d`) in one pass
-        (:func:`~tinyprune.nn.functional.conv2d_maxpool2x2_forward`): the convolution output is
-        never stored. Both layers keep their caches, so their ``backward`` work as usual."""
+        (:func:`~tinyprune.nn.fast.conv2d_maxpool2x2_forward`, a speed path): the convolution
+        output is never stored. Both layers keep their caches, so their ``backward`` work as
+        usual."""
         self._check_input(x, 4)
         if x.shape[1] != self.in_channels:
             raise ValueError(f"{self.name} (Conv2d): expected {self.in_channels} input channels "
@@ -286,13 +299,18 @@ class Conv2d(Module):
                              f"(needs a 2x2 / stride-2 max-pool on an even-sized output)")
         self._cache = pool._cache = None  # the workspace is about to be overwritten
         w, b = self._weight_and_bias(train)
-        out, cache, pool_cache = F.conv2d_maxpool2x2_forward(
+        out, cache, pool_cache = fast.conv2d_maxpool2x2_forward(
             x, w, b, self.stride, self.padding, train=train, workspace=self._workspace)
-        self._cache, pool._cache = cache, pool_cache
+        if train:
+            self._cache, pool._cache = (True, cache), (True, pool_cache)
         return out
 
     def backward(self, dout, need_dx=True):
-        dx, dw, db = F.conv2d_backward(dout, self._cached(), need_dx, workspace=self._workspace)
+        made_fast, cache = self._cached()
+        if made_fast:
+            dx, dw, db = fast.conv2d_backward(dout, cache, need_dx, workspace=self._workspace)
+        else:
+            dx, dw, db = F.conv2d_backward(dout, cache, need_dx)
         self._set_grads(dw, db)
         return dx
 
@@ -332,13 +350,17 @@ class MaxPool2d(Module):
     def forward(self, x, train=False):
         self._check_input(x, 4)
         self.output_shape(x.shape[1:])
-        out, cache = F.maxpool2d_forward(x, self.kernel_size, self.stride, self.padding,
-                                         train=train)
-        self._cache = cache
+        if self.fast:
+            out, cache = fast.maxpool2d_forward(x, self.kernel_size, self.stride, self.padding,
+                                                train=train)
+        else:
+            out, cache = F.maxpool2d_forward(x, self.kernel_size, self.stride, self.padding)
+        self._cache = (self.fast, cache) if train else None  # which kernels made the cache
         return out
 
     def backward(self, dout, need_dx=True):
-        return F.maxpool2d_backward(dout, self._cached())
+        made_fast, cache = self._cached()
+        return (fast if made_fast else F).maxpool2d_backward(dout, cache)
 
     def fusable_after(self, in_shape) -> bool:
         """Whether :meth:`Conv2d.forward_pooled` can run this pool on a ``(C, H, W)`` input:
@@ -370,12 +392,12 @@ class ReLU(Module):
 
     def forward(self, x, train=False):
         check_float_array(x, f"{self.name} (ReLU) input")
-        out, cache = F.relu_forward(x, train=train)
-        self._cache = cache
+        out, cache = F.relu_forward(x)
+        self._cache = cache if train else None
         return out
 
     def backward(self, dout, need_dx=True):
-        return F.relu_backward(dout, self._cached())
+        return (fast if self.fast else F).relu_backward(dout, self._cached())
 
 
 class Dropout(Module):

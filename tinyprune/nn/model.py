@@ -22,6 +22,8 @@ class Sequential:
         Shape of one sample (``(1, 28, 28)``), used by :meth:`summary`, MAC counts and checks.
     name : str, optional
         Model name stored in the spec (``"lecture_net"``).
+    fast : bool, optional
+        Run the speed path (default) or the reference path; see :attr:`fast`.
 
     Attributes
     ----------
@@ -34,7 +36,7 @@ class Sequential:
         Other per-model arrays saved with checkpoints (codebooks, statistics...).
     """
 
-    def __init__(self, layers, *, input_shape=None, name="model"):
+    def __init__(self, layers, *, input_shape=None, name="model", fast=True):
         self.layers: dict[str, Module] = {}
         for item in layers:
             if not (isinstance(item, tuple) and len(item) == 2):
@@ -53,8 +55,40 @@ class Sequential:
         self.name = name
         self.masks: dict[str, np.ndarray] = {}
         self.buffers: dict[str, np.ndarray] = {}
+        self.fast = fast
         if self.input_shape is not None:
             self.layer_shapes()  # fail early on an inconsistent stack
+
+    @property
+    def fast(self) -> bool:
+        """Speed path (True, the default) or reference path (False).
+
+        With ``fast = False`` the layers run one by one in the listed order, each with the
+        reference kernels of :mod:`tinyprune.nn.functional`, and every layer's cache holds its
+        own activation: what a student reads, and what a grader compares against.
+        With ``fast = True`` the layers use the kernels of :mod:`tinyprune.nn.fast`, and
+        :meth:`forward` also
+
+        * runs a ``ReLU`` directly followed by a ``MaxPool2d`` *after* the pool (see
+          :meth:`execution_order`; exact, the ReLU then touches a 4x smaller activation),
+        * runs a ``Conv2d`` followed by a 2x2 / stride-2 ``MaxPool2d`` as one pass
+          (:meth:`Conv2d.forward_pooled`), the convolution output pooled chunk by chunk while
+          in cache and never stored,
+        * splits inference on more than :attr:`inference_chunk` samples into chunks.
+
+        Both paths give the same outputs and gradients up to float rounding (the convolution's
+        GEMM adds its products in another order), bit for bit on integer-valued data. The flag
+        is a runtime setting, not part of :meth:`spec`. Setting it sets every layer's ``fast``.
+        """
+        return self._fast
+
+    @fast.setter
+    def fast(self, value):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{self.name}: fast: expected a bool, got {value!r}")
+        self._fast = bool(value)
+        for layer in self.layers.values():
+            layer.fast = self._fast
 
     # -- parameters ------------------------------------------------------------------------
     @property
@@ -88,9 +122,9 @@ class Sequential:
 
     def copy(self) -> Sequential:
         """An independent deep copy: same architecture, parameter values, masks, buffers and
-        weight transforms (rebuilt from their spec and arrays); fresh gradients; dropout layers
-        get new generators seeded from 0."""
-        new = Sequential.from_spec(self.spec())
+        weight transforms (rebuilt from their spec and arrays) and :attr:`fast` setting; fresh
+        gradients; dropout layers get new generators seeded from 0."""
+        new = Sequential.from_spec(self.spec(), fast=self.fast)
         for name, value in self.params.items():
             new.set_param(name, value)
         new.masks = {k: v.copy() for k, v in self.masks.items()}
@@ -150,61 +184,52 @@ class Sequential:
         if self.input_shape is not None and tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(f"{self.name}: expected input of shape (N, "
                              f"{', '.join(map(str, self.input_shape))}), got {x.shape}")
-        step = self.inference_chunk
-        if not train and step and x.shape[0] > step:
-            return self._forward_in_chunks(x, int(step))
+        if self.fast and not train and x.shape[0] > self.inference_chunk:
+            return self._forward_in_chunks(x, self.inference_chunk)
         return self._run(x, train)
 
-    #: Run a ``Conv2d`` directly followed (in :meth:`execution_order`) by a 2x2 / stride-2
-    #: ``MaxPool2d`` as one fused pass (:meth:`Conv2d.forward_pooled`): the convolution output is
-    #: pooled chunk by chunk while in cache, and never stored. The result is the same up to float
-    #: rounding inside the convolution's matrix product (identical for integer-valued data); the
-    #: backward pass is unchanged. Set to False to run the two layers separately.
-    fuse_conv_pool: bool = True
-
     def _run(self, x, train):
+        if not self.fast:  # the reference path: every layer, in the listed order
+            for layer in self.layers.values():
+                x = layer.forward(x, train=train)
+            return x
         order = self.execution_order()
         k = 0
         while k < len(order):
             layer = order[k]
-            if (self.fuse_conv_pool and k + 1 < len(order) and type(layer) is Conv2d
+            if (k + 1 < len(order) and type(layer) is Conv2d and layer.fast
                     and type(order[k + 1]) is MaxPool2d and x.ndim == 4
                     and order[k + 1].fusable_after(layer.output_shape(x.shape[1:]))):
-                x = layer.forward_pooled(x, order[k + 1], train=train)
+                x = layer.forward_pooled(x, order[k + 1], train=train)  # conv + pool in one pass
                 k += 2
             else:
                 x = layer.forward(x, train=train)
                 k += 1
         return x
 
-    #: Run a ``ReLU`` that is directly followed by a ``MaxPool2d`` *after* the pooling. Max-pooling
-    #: commutes with ``max(., 0)`` (both are monotone and the ReLU keeps positive values
-    #: unchanged), so the output is the same, and so is every gradient: when a window's maximum is
-    #: positive, it sits at the same (first) position in ``x`` and in ``relu(x)`` and the ReLU
-    #: passes it; when it is not, the ReLU stops the window's gradient in both orders. The ReLU
-    #: then works on the pooled activation (4x smaller for 2x2 windows). Set to False to run the
-    #: layers exactly as listed (the caches of the two layers then hold the unpooled activation).
-    fuse_relu_pool: bool = True
-
     def execution_order(self) -> list[Module]:
         """The layers in the order :meth:`forward` runs them (:meth:`backward` runs the reverse).
 
-        The order of :attr:`layers`, except that a ``ReLU`` directly followed by a ``MaxPool2d``
-        runs after it when :attr:`fuse_relu_pool` is True (same result, less work).
+        The order of :attr:`layers`, except that with :attr:`fast` a ``ReLU`` directly followed
+        by a ``MaxPool2d`` runs after it. Max-pooling commutes with ``max(., 0)`` (both are
+        monotone and the ReLU keeps positive values unchanged), so the output is the same, and so
+        is every gradient: when a window's maximum is positive, it sits at the same (first)
+        position in ``x`` and in ``relu(x)`` and the ReLU passes it; when it is not, the ReLU
+        stops the window's gradient in both orders. The ReLU's cache then holds the pooled
+        activation.
         """
         order = list(self.layers.values())
-        if self.fuse_relu_pool:
+        if self.fast:
             for k in range(len(order) - 1):
                 if type(order[k]) is ReLU and type(order[k + 1]) is MaxPool2d:
                     order[k], order[k + 1] = order[k + 1], order[k]
         return order
 
-    #: Inference (``train=False``) on more than this many samples runs the batch through the
-    #: layers in chunks of this size: the activations of a chunk stay in the CPU caches instead of
-    #: making a round trip to memory between layers (large activations are the main cost of a
-    #: big-batch forward pass). The logits are the same, since every layer treats samples
-    #: independently in inference mode. ``None`` or 0 disables the chunking.
-    inference_chunk: int | None = 32
+    #: With :attr:`fast`, inference (``train=False``) on more than this many samples runs the
+    #: batch through the layers in chunks of this size: the activations of a chunk stay in the
+    #: CPU caches instead of making a round trip to memory between layers. The logits are the
+    #: same, since every layer treats samples independently in inference mode.
+    inference_chunk: int = 32
 
     def _forward_in_chunks(self, x, step):
         out = None
@@ -297,12 +322,13 @@ class Sequential:
         return spec
 
     @classmethod
-    def from_spec(cls, spec: dict, *, seed=0) -> Sequential:
+    def from_spec(cls, spec: dict, *, seed=0, fast=True) -> Sequential:
         """Build a freshly initialised model from :meth:`spec` output.
 
         ``seed`` seeds one generator that initialises the layers in order and then draws the
         dropout masks, as the zoo functions do (so ``from_spec(lecture_net(seed=1).spec(),
-        seed=1)`` has the same initial weights as ``lecture_net(seed=1)``).
+        seed=1)`` has the same initial weights as ``lecture_net(seed=1)``); ``fast`` is the
+        runtime setting :attr:`fast` (not stored in the spec).
         """
         if not isinstance(spec, dict) or spec.get("format") != SPEC_FORMAT:
             got = spec.get("format") if isinstance(spec, dict) else type(spec).__name__
@@ -320,7 +346,8 @@ class Sequential:
                 raise ValueError(f"model spec: each layer needs a 'name', got {ls!r}")
             body = {k: v for k, v in ls.items() if k != "name"}
             layers.append((ls["name"], layer_from_spec(body, rng=rng, dtype=dtype)))
-        return cls(layers, input_shape=spec.get("input_shape"), name=spec.get("name", "model"))
+        return cls(layers, input_shape=spec.get("input_shape"), name=spec.get("name", "model"),
+                   fast=fast)
 
     def __repr__(self):
         body = "\n".join(f"  ({ln}): {layer!r}" for ln, layer in self.layers.items())

@@ -221,27 +221,22 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
 
     def _update(self, name, p, g, mask):
-        d = self._effective_grad(name, p, g, mask, self.weight_decay)  # g itself, or scratch
+        d = self._effective_grad(name, p, g, mask, self.weight_decay)  # d = g + lambda theta
+        step = d  # without momentum: theta <- theta - lr d
         mu = self.momentum
-        step = d
         if mu:
-            st = self.state[name]
-            buf = st.get("momentum_buffer")
-            if buf is None:
-                buf = st["momentum_buffer"] = np.array(d, copy=True)
-            else:
+            state = self.state[name]
+            buf = state.get("momentum_buffer")
+            if buf is None:  # first step: b = d
+                buf = state["momentum_buffer"] = d.copy()
+            else:  # b <- mu b + (1 - tau) d, in place in the state array
                 buf *= mu
-                if self.dampening:
-                    buf += (1.0 - self.dampening) * d
-                else:
-                    buf += d
-            if self.nesterov:
-                step = d + mu * buf  # fresh
-            else:
-                step = buf
-        tmp = self._tmp(name, p)
-        np.multiply(step, self.lr, out=tmp)  # lr * step (tmp may be d itself: fine, in place)
-        p -= tmp
+                buf += d if self.dampening == 0 else (1.0 - self.dampening) * d
+            step = d + mu * buf if self.nesterov else buf  # Nesterov: d + mu b; else b
+        # theta <- theta - lr * step; lr * step goes into the parameter's scratch array, which
+        # may hold d itself (d is no longer needed)
+        lr_step = np.multiply(step, self.lr, out=self._tmp(name, p))
+        p -= lr_step
 
     def _hyper(self):
         return {"lr": self.lr, "momentum": self.momentum, "dampening": self.dampening,
@@ -255,12 +250,16 @@ class Adam(Optimizer):
 
     .. math::
 
-        g \leftarrow g + \lambda\theta, \quad
-        m \leftarrow \beta_1 m + (1-\beta_1) g, \quad
-        v \leftarrow \beta_2 v + (1-\beta_2) g^2
+        d = g + \lambda\theta, \quad
+        m \leftarrow \beta_1 m + (1-\beta_1) d, \quad
+        v \leftarrow \beta_2 v + (1-\beta_2) d^2
 
-        \theta \leftarrow \theta - \frac{\eta}{1-\beta_1^t}
-        \frac{m}{\sqrt{v}/\sqrt{1-\beta_2^t} + \epsilon}
+        \theta \leftarrow \theta - \underbrace{\frac{\eta}{1-\beta_1^t}}_{\text{step\_size}}
+        \frac{m}{\underbrace{\sqrt{v}/\sqrt{1-\beta_2^t} + \epsilon}_{\text{denom}}}
+
+    which is the paper's :math:`\theta - \eta \hat m / (\sqrt{\hat v} + \epsilon)` with the
+    bias-corrected moments :math:`\hat m = m / (1-\beta_1^t)` and :math:`\hat v = v / (1-\beta_2^t)`,
+    written in PyTorch's order of operations.
 
     State per parameter: ``"exp_avg"`` (:math:`m`), ``"exp_avg_sq"`` (:math:`v`) and ``"step"``
     (:math:`t`, a 0-d int64 array).
@@ -301,23 +300,19 @@ class Adam(Optimizer):
             st["exp_avg_sq"] = np.zeros_like(p)
         st["step"] += 1
         t = int(st["step"])
-        m, v = st["exp_avg"], st["exp_avg_sq"]
-        d = np.array(self._effective_grad(name, p, g, mask, self.weight_decay))  # g_eff (copy)
-        tmp = np.square(d)  # g_eff^2
-        tmp *= 1.0 - beta2
+        m, v = st["exp_avg"], st["exp_avg_sq"]  # updated in place: they are the state
+        d = self._effective_grad(name, p, g, mask, self.weight_decay)  # d = g + lambda theta
+        m += (1.0 - beta1) * (d - m)  # m <- beta1 m + (1 - beta1) d, in torch's lerp form
         v *= beta2
-        v += tmp
-        d -= m  # m <- m + (1 - beta1) (g - m), torch's lerp form
-        d *= 1.0 - beta1
-        m += d
-        step_size = self.lr / (1.0 - beta1**t)
-        bias_correction2_sqrt = math.sqrt(1.0 - beta2**t)
-        np.sqrt(v, out=tmp)  # denominator
-        tmp /= bias_correction2_sqrt
-        tmp += self.eps
-        np.divide(m, tmp, out=d)
-        d *= step_size
-        p -= d
+        v += (1.0 - beta2) * np.square(d)  # v <- beta2 v + (1 - beta2) d^2
+        step_size = self.lr / (1.0 - beta1**t)  # lr / (1 - beta1^t): m's bias correction
+        bias_correction2_sqrt = math.sqrt(1.0 - beta2**t)  # sqrt(1 - beta2^t): v's
+        denom = np.sqrt(v)
+        denom /= bias_correction2_sqrt
+        denom += self.eps  # denom = sqrt(v) / sqrt(1 - beta2^t) + eps
+        update = np.divide(m, denom, out=denom)
+        update *= step_size  # update = step_size * m / denom (in denom's array)
+        p -= update  # theta <- theta - step_size * m / denom
 
     def _hyper(self):
         return {"lr": self.lr, "betas": self.betas, "eps": self.eps,
