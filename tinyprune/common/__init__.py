@@ -1,0 +1,1 @@
+"""Helpers shared by the technique packages (k-means, bit packing)."""
