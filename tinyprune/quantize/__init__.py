@@ -1,9 +1,14 @@
-"""Quantization: fewer bits per parameter (the lecture's second compression technique).
+"""Quantization: fewer bits per parameter (the lecture's second compression technique:
+"reduce the total number of bits required to represent each parameter").
 
-Lecture -> functions:
+Lecture / paper -> module -> functions:
 
-* uniform affine quantization ``r = S (q - Z)`` (Jacob et al. 2018): :mod:`.affine`
+* uniform affine quantization ``r = S (q - Z)`` (Jacob et al. 2018, sec. 2.1): :mod:`.affine`
   (:func:`quantize`, :func:`dequantize`, :func:`fake_quantize`, :func:`qparams_from_range`);
+* range estimation, calibration (min-max, EMA, percentile): :mod:`.observers`;
+* quantization-aware training with the straight-through estimator (Jacob et al. 2018, sec. 3):
+  :mod:`.fake_quant` (:class:`FakeQuantize` weight transform, :class:`ActFakeQuant` layer) and
+  :mod:`.qat` (:func:`prepare_qat`, :func:`calibrate` for post-training quantization);
 """
 
 from .affine import (
@@ -17,8 +22,21 @@ from .affine import (
     qrange,
     quantize,
 )
+from .fake_quant import ActFakeQuant, FakeQuantize
+from .observers import (
+    EMAMinMaxObserver,
+    MinMaxObserver,
+    Observer,
+    PercentileObserver,
+    make_observer,
+    observer_from_spec,
+)
+from .qat import FreezeObservers, calibrate, freeze_, prepare_qat
 
 __all__ = [
-    "SUPPORTED_BITS", "dequantize", "fake_quantize", "fake_quantize_backward",
-    "fake_quantize_forward", "int_dtype", "qparams_from_range", "qrange", "quantize",
+    "SUPPORTED_BITS", "ActFakeQuant", "EMAMinMaxObserver", "FakeQuantize", "FreezeObservers",
+    "MinMaxObserver", "Observer", "PercentileObserver", "calibrate", "dequantize",
+    "fake_quantize", "fake_quantize_backward", "fake_quantize_forward", "freeze_", "int_dtype",
+    "make_observer", "observer_from_spec", "prepare_qat", "qparams_from_range", "qrange",
+    "quantize",
 ]

@@ -18,8 +18,9 @@ is first widened to contain 0; asymmetric ``S = (max - min) / (q_max - q_min)`` 
 ``Z = q_min - round(min / S)``; symmetric ``S = max(|min|, |max|) / ((q_max - q_min) / 2)`` with
 ``Z = 0`` (signed) or ``2^(b-1)`` (unsigned); ``S`` is at least float32's machine epsilon.
 
-Rounding exactly as PyTorch: :math:`r / S` is computed as ``r * (1 / S)`` with ``1 / S`` in the
-input's precision (the two can fall on different sides of a half), rounded half to even
+Rounding exactly as PyTorch: ``S`` is a float32 and :math:`r / S` is computed as ``r * (1 / S)``
+with ``1 / S`` in float32, as torch's kernels do (the two can fall on different sides of a half;
+the product is taken in the input's precision), rounded half to even
 (``np.rint``, C's ``nearbyint``), then ``Z`` is added and the result clamped. This is the
 formula of ``torch.fake_quantize_per_tensor_affine`` / ``..._per_channel_affine`` (bit-exact,
 tested). ``torch.quantize_per_tensor`` and ``torch.quantize_per_channel`` (fbgemm's "legacy"
@@ -162,8 +163,9 @@ def _check_range(min_val, max_val):
     return mn.astype(np.float32), mx.astype(np.float32)
 
 
-def _check_qparams(x_shape, scale, zero_point, bits, signed, dtype):
-    """Validated ``(S, Z)`` reshaped to broadcast against ``x`` (per-channel along axis 0)."""
+def _check_qparams(x_shape, scale, zero_point, bits, signed):
+    """Validated ``(S, Z)``, ``S`` in float32, reshaped to broadcast against ``x``
+    (per-channel along axis 0)."""
     qmin, qmax = qrange(bits, signed)
     s = np.asarray(scale)
     z = np.asarray(zero_point)
@@ -176,11 +178,11 @@ def _check_qparams(x_shape, scale, zero_point, bits, signed, dtype):
         raise ValueError(f"scale, zero_point: expected the same shape, got {s.shape} and {z.shape}")
     if not (np.isfinite(s).all() and (s > 0).all()):
         raise ValueError(f"scale: expected finite values > 0, got {s}")
-    s = s.astype(dtype)
+    s = s.astype(np.float32)
     with np.errstate(over="ignore"):
-        inv_finite = np.isfinite(dtype.type(1) / s).all()
-    if not inv_finite:
-        raise ValueError(f"scale: 1 / scale overflows {dtype}, got scale {s}")
+        inv_finite = np.isfinite(np.float32(1) / s).all()
+    if not inv_finite or not (s > 0).all():
+        raise ValueError(f"scale: 1 / scale overflows float32, got scale {scale}")
     if ((z < qmin) | (z > qmax)).any():
         raise ValueError(f"zero_point: expected integers in [{qmin}, {qmax}] for bits={bits}, "
                          f"signed={signed}, got {z}")
@@ -195,7 +197,7 @@ def _check_qparams(x_shape, scale, zero_point, bits, signed, dtype):
 
 def _round_to_grid(x, s, z):
     """``round(x * (1 / S)) + Z`` before clamping (float64 holding integers)."""
-    inv_scale = x.dtype.type(1) / s  # 1/S in x's precision, as torch (1.0f / scale)
+    inv_scale = (np.float32(1) / s).astype(x.dtype)  # 1/S in float32, as torch (1.0f / scale)
     return np.rint(x * inv_scale) + z  # round half to even, then add Z (exact in float64)
 
 
@@ -206,7 +208,7 @@ def quantize(x, scale, zero_point, *, bits=8, signed=True) -> np.ndarray:
     ----------
     x : ndarray, float32 or float64, any shape (finite)
     scale : float or ndarray ``(C,)``, > 0
-        ``(C,)``: per-channel along axis 0 (``x.shape[0] == C``).
+        ``(C,)``: per-channel along axis 0 (``x.shape[0] == C``). Used as float32, as torch.
     zero_point : int or integer ndarray ``(C,)`` in ``[q_min, q_max]``
     bits : int in :data:`SUPPORTED_BITS`
     signed : bool
@@ -221,7 +223,7 @@ def quantize(x, scale, zero_point, *, bits=8, signed=True) -> np.ndarray:
     array([-7,  3,  6,  7], dtype=int8)
     """
     check_float_array(x, "x", finite=True)
-    s, z, qmin, qmax = _check_qparams(x.shape, scale, zero_point, bits, signed, x.dtype)
+    s, z, qmin, qmax = _check_qparams(x.shape, scale, zero_point, bits, signed)
     q = np.clip(_round_to_grid(x, s, z), qmin, qmax)  # shape of x
     return q.astype(int_dtype(bits, signed))
 
@@ -247,10 +249,10 @@ def dequantize(q, scale, zero_point, *, bits=8, signed=True, dtype=np.float32) -
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
-    s, z, qmin, qmax = _check_qparams(q.shape, scale, zero_point, bits, signed, dtype)
+    s, z, qmin, qmax = _check_qparams(q.shape, scale, zero_point, bits, signed)
     if q.size and (q.min() < qmin or q.max() > qmax):
         raise ValueError(f"q: expected values in [{qmin}, {qmax}], got [{q.min()}, {q.max()}]")
-    return ((q.astype(np.int64) - z).astype(dtype) * s).astype(dtype)
+    return ((q.astype(np.int64) - z).astype(dtype) * s.astype(dtype)).astype(dtype)
 
 
 def fake_quantize_forward(x, scale, zero_point, *, bits=8, signed=True):
@@ -279,10 +281,10 @@ def fake_quantize_forward(x, scale, zero_point, *, bits=8, signed=True):
     mask : ndarray of bool, shape of ``x`` (the cache for :func:`fake_quantize_backward`)
     """
     check_float_array(x, "x", finite=True)
-    s, z, qmin, qmax = _check_qparams(x.shape, scale, zero_point, bits, signed, x.dtype)
+    s, z, qmin, qmax = _check_qparams(x.shape, scale, zero_point, bits, signed)
     q = _round_to_grid(x, s, z)  # shape of x, not clamped yet
     mask = (q >= qmin) & (q <= qmax)  # where the straight-through gradient passes
-    x_hat = ((np.clip(q, qmin, qmax) - z) * s).astype(x.dtype)
+    x_hat = ((np.clip(q, qmin, qmax) - z) * s).astype(x.dtype)  # exact product, one rounding
     return x_hat, mask
 
 
