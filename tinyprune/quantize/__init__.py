@@ -9,6 +9,9 @@ Lecture / paper -> module -> functions:
 * quantization-aware training with the straight-through estimator (Jacob et al. 2018, sec. 3):
   :mod:`.fake_quant` (:class:`FakeQuantize` weight transform, :class:`ActFakeQuant` layer) and
   :mod:`.qat` (:func:`prepare_qat`, :func:`calibrate` for post-training quantization);
+* k-means weight sharing, codebook + indices, centroid fine-tuning (Han et al. 2016, sec. 3):
+  :mod:`.weight_sharing` (:func:`cluster_weights`, :func:`share_weights`,
+  :class:`WeightSharing`).
 """
 
 from .affine import (
@@ -32,11 +35,20 @@ from .observers import (
     observer_from_spec,
 )
 from .qat import FreezeObservers, calibrate, freeze_, prepare_qat
+from .weight_sharing import (
+    INITS,
+    WeightSharing,
+    cluster_weights,
+    init_centroids,
+    reconstruct,
+    share_weights,
+)
 
 __all__ = [
-    "SUPPORTED_BITS", "ActFakeQuant", "EMAMinMaxObserver", "FakeQuantize", "FreezeObservers",
-    "MinMaxObserver", "Observer", "PercentileObserver", "calibrate", "dequantize",
-    "fake_quantize", "fake_quantize_backward", "fake_quantize_forward", "freeze_", "int_dtype",
-    "make_observer", "observer_from_spec", "prepare_qat", "qparams_from_range", "qrange",
-    "quantize",
+    "ActFakeQuant", "EMAMinMaxObserver", "FakeQuantize", "FreezeObservers", "INITS",
+    "MinMaxObserver", "Observer", "PercentileObserver", "SUPPORTED_BITS", "WeightSharing",
+    "calibrate", "cluster_weights", "dequantize", "fake_quantize", "fake_quantize_backward",
+    "fake_quantize_forward", "freeze_", "init_centroids", "int_dtype", "make_observer",
+    "observer_from_spec", "prepare_qat", "qparams_from_range", "qrange", "quantize", "reconstruct",
+    "share_weights",
 ]
