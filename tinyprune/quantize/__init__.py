@@ -11,7 +11,10 @@ Lecture / paper -> module -> functions:
   :mod:`.qat` (:func:`prepare_qat`, :func:`calibrate` for post-training quantization);
 * k-means weight sharing, codebook + indices, centroid fine-tuning (Han et al. 2016, sec. 3):
   :mod:`.weight_sharing` (:func:`cluster_weights`, :func:`share_weights`,
-  :class:`WeightSharing`).
+  :class:`WeightSharing`);
+* integer-only inference (Jacob et al. 2018, sec. 2.2-2.4): :mod:`.fixed_point` (gemmlowp's
+  fixed-point requantization, :func:`quantize_multiplier`) and :mod:`.integer`
+  (:func:`convert` a float model into an :class:`IntegerModel`; :func:`simulate`).
 """
 
 from .affine import (
@@ -26,6 +29,8 @@ from .affine import (
     quantize,
 )
 from .fake_quant import ActFakeQuant, FakeQuantize
+from .fixed_point import multiply_by_quantized_multiplier, quantize_multiplier
+from .integer import IntegerModel, convert, simulate
 from .observers import (
     EMAMinMaxObserver,
     MinMaxObserver,
@@ -45,10 +50,11 @@ from .weight_sharing import (
 )
 
 __all__ = [
-    "ActFakeQuant", "EMAMinMaxObserver", "FakeQuantize", "FreezeObservers", "INITS",
+    "ActFakeQuant", "EMAMinMaxObserver", "FakeQuantize", "FreezeObservers", "INITS", "IntegerModel",
     "MinMaxObserver", "Observer", "PercentileObserver", "SUPPORTED_BITS", "WeightSharing",
-    "calibrate", "cluster_weights", "dequantize", "fake_quantize", "fake_quantize_backward",
-    "fake_quantize_forward", "freeze_", "init_centroids", "int_dtype", "make_observer",
-    "observer_from_spec", "prepare_qat", "qparams_from_range", "qrange", "quantize", "reconstruct",
-    "share_weights",
+    "calibrate", "cluster_weights", "convert", "dequantize", "fake_quantize",
+    "fake_quantize_backward", "fake_quantize_forward", "freeze_", "init_centroids", "int_dtype",
+    "make_observer", "multiply_by_quantized_multiplier", "observer_from_spec", "prepare_qat",
+    "qparams_from_range", "qrange", "quantize", "quantize_multiplier", "reconstruct",
+    "share_weights", "simulate",
 ]
