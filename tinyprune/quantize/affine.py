@@ -146,15 +146,15 @@ def qparams_from_range(min_val, max_val, *, bits=8, signed=True, symmetric=False
 
 
 def _check_range(min_val, max_val):
-    mn = np.asarray(min_val)
-    mx = np.asarray(max_val)
-    for name, v in (("min_val", mn), ("max_val", mx)):
+    arrays = {}
+    for name, value in (("min_val", min_val), ("max_val", max_val)):
+        v = np.asarray(value)
         if v.dtype.kind not in "fiu" or v.ndim > 1:
-            raise TypeError(f"{name}: expected a real number or a 1-D array, got {min_val!r}"
-                            if name == "min_val" else
-                            f"{name}: expected a real number or a 1-D array, got {max_val!r}")
+            raise TypeError(f"{name}: expected a real number or a 1-D array, got {value!r}")
         if not np.isfinite(v).all():
             raise ValueError(f"{name}: expected finite values, got {v}")
+        arrays[name] = v
+    mn, mx = arrays["min_val"], arrays["max_val"]
     if mn.shape != mx.shape:
         raise ValueError(f"min_val, max_val: expected the same shape, got {mn.shape} and "
                          f"{mx.shape}")

@@ -100,7 +100,7 @@ class Observer:
             return
         name = f"{type(self).__name__}.update: x"
         check_float_array(x, name, finite=True)
-        if x.size == 0 or x.ndim == 0 and self.per_channel:
+        if x.size == 0 or (x.ndim == 0 and self.per_channel):
             raise ValueError(f"{name}: expected a non-empty array, got shape {x.shape}")
         if self.per_channel and self.min_val is not None and x.shape[0] != self.min_val.shape[0]:
             raise ValueError(f"{name}: expected {self.min_val.shape[0]} channels on axis 0, got "
