@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyprune.nn.layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU
+from tinyprune.nn.layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, ReLU
 from tinyprune.nn.model import Sequential
 from tinyprune.nn.models import lecture_net, lenet5, lenet_300_100
 from tinyprune.quantize.affine import qparams_from_range, quantize
@@ -23,7 +23,7 @@ from tinyprune.quantize.fixed_point import (
     saturating_rounding_doubling_high_mul_naive,
 )
 from tinyprune.quantize.integer import IntegerModel, convert, int_gemm, int_gemm_naive, simulate
-from tinyprune.quantize.qat import prepare_qat
+from tinyprune.quantize.qat import calibrate, prepare_qat
 
 int32s = st.integers(INT32_MIN, INT32_MAX)
 
@@ -120,6 +120,13 @@ def test_int_gemm_equals_the_int64_reference():
 
 
 # --------------------------------------------------------------------------- the model
+class _Odd(Module):
+    """A layer integer inference does not know."""
+
+    def forward(self, x, train=False):
+        return x
+
+
 def _small_cnn(seed=0):
     rng = np.random.default_rng(seed)
     return Sequential([
@@ -186,22 +193,43 @@ def test_zoo_models_run_end_to_end_on_integers():
 
 
 def test_convert_reads_weights_through_transforms():
-    model = prepare_qat(lenet_300_100(seed=1), bits=4)
-    # QAT layers are not integer steps: convert the float stack with the QAT weights instead
-    plain = lenet_300_100(seed=1)
-    for name in ("fc1.weight", "fc2.weight", "fc3.weight"):
-        plain.set_transform(name, model.transforms[name])
-    im = convert(plain, _images(8, shape=(1, 28, 28)))
-    for step in im.steps[1:]:
-        if hasattr(step, "q_w"):
-            assert len(np.unique(step.q_w[0])) <= 16  # the 4-bit grid survives at 8 bits
+    from tinyprune.quantize.weight_sharing import share_weights
+
+    model = share_weights(lenet_300_100(seed=1), 3)
+    im = convert(model, _images(8, shape=(1, 28, 28)))
+    for step in im.steps:
+        if hasattr(step, "q_w"):  # 8 shared values per layer -> at most 8 int8 values per row
+            assert max(len(np.unique(row)) for row in step.q_w) <= 8
+
+
+def test_convert_a_calibrated_qat_model_uses_its_grids():
+    x = _images(64, shape=(1, 28, 28))
+    q = calibrate(prepare_qat(lenet_300_100(seed=2), bits=8, quantize_input=True), x)
+    im = convert(q, x)
+    s_in, z_in = q["input_fq"].observer.qparams()
+    assert im.input_scale == s_in and im.input_zero_point == z_in
+    fc1 = im.steps[1]
+    t = q.transforms["fc1.weight"]
+    np.testing.assert_array_equal(fc1.s_w, t.scale)  # the QAT weight grid, per channel
+    w_eff = q["fc1"].effective_param("weight")
+    np.testing.assert_array_equal(fc1.q_w.astype(np.float32) * t.scale[:, None], w_eff)
+    s_out, z_out = q["relu1_fq"].observer.qparams()
+    np.testing.assert_allclose(fc1.acc_scale / s_out, fc1.m0 * 2.0 ** (-31 - fc1.shift),
+                               rtol=2.0 ** -30)
+    assert fc1.z_out == z_out
+    # the integer network computes what the fake-quantized one does, up to rare +-1 steps
+    np.testing.assert_allclose(im(x), q(x), atol=0.05 * np.abs(q(x)).max())
+    np.testing.assert_array_equal(im(x), simulate(im, x))
+    with pytest.raises(ValueError, match="uint8"):
+        convert(calibrate(prepare_qat(lenet_300_100(), act_bits=4), x), x)
 
 
 @pytest.mark.parametrize("call, err, match", [
     (lambda: convert("model", _images(2)), TypeError, "Sequential"),
     (lambda: convert(_small_cnn(), _images(0)), ValueError, "X_cal"),
     (lambda: convert(_small_cnn(), np.zeros((2, 1, 12, 12), int)), TypeError, "X_cal"),
-    (lambda: convert(prepare_qat(_small_cnn()), _images(2)), TypeError, "not supported"),
+    (lambda: convert(Sequential([("fc", Linear(144, 2)), ("s", _Odd())], input_shape=(144,)),
+                     np.ones((2, 144), np.float32)), TypeError, "not supported"),
     (lambda: convert(Sequential([("fc", Linear(2, 2)), ("r", ReLU())]),
                      np.ones((2, 2), np.float32)), ValueError, "last"),
     (lambda: convert(_small_cnn(), _images(4))(_images(2, shape=(1, 8, 8))), ValueError, "shape"),

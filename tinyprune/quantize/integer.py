@@ -41,12 +41,14 @@ from tinyprune.nn.model import Sequential
 from tinyprune.nn.validation import check_float_array, check_int
 
 from .affine import qparams_from_range, quantize
+from .fake_quant import ActFakeQuant, FakeQuantize
 from .fixed_point import INT32_MAX, INT32_MIN, multiply_by_quantized_multiplier, quantize_multiplier
 from .observers import MinMaxObserver
 
 __all__ = ["IntegerModel", "convert", "int_gemm", "int_gemm_naive", "simulate"]
 
-_SUPPORTED = (Linear, Conv2d, ReLU, MaxPool2d, Flatten, Dropout)
+_SUPPORTED = (Linear, Conv2d, ReLU, MaxPool2d, Flatten, Dropout, ActFakeQuant)
+_PASSIVE = (Dropout, Flatten, ActFakeQuant)  # no integer computation of their own
 
 
 def int_gemm_naive(a, b) -> np.ndarray:
@@ -77,19 +79,21 @@ def int_gemm(a, b) -> np.ndarray:
 class _WeightLayer:
     """One quantized Linear / Conv2d (with the fused ReLU clamp)."""
 
-    def __init__(self, name, layer, w, b, s_in, z_in, s_out, z_out, relu, per_channel):
+    def __init__(self, name, layer, w, b, s_in, z_in, s_out, z_out, relu, per_channel,
+                 w_grid=None):
         self.name, self.relu = name, relu
         self.conv = isinstance(layer, Conv2d)
         if self.conv:
             self.kernel_size, self.stride, self.padding = (layer.kernel_size, layer.stride,
                                                            layer.padding)
         c_out = w.shape[0]
-        flat = w.reshape(c_out, -1)  # (C_out, K)
-        lo, hi = (flat.min(1), flat.max(1)) if per_channel else (flat.min(), flat.max())
-        s_w, z_w = qparams_from_range(lo, hi, bits=8, signed=True, symmetric=True)  # Z_w = 0
+        if w_grid is None:  # int8 symmetric grid from the weight's min-max range
+            flat = w.reshape(c_out, -1)  # (C_out, K)
+            lo, hi = (flat.min(1), flat.max(1)) if per_channel else (flat.min(), flat.max())
+            w_grid = qparams_from_range(lo, hi, bits=8, signed=True, symmetric=True)  # Z_w = 0
+        s_w, z_w = w_grid
         self.s_w = np.broadcast_to(s_w, (c_out,)).astype(np.float64)
-        self.q_w = quantize(w, s_w if per_channel else s_w[()], z_w if per_channel else z_w[()],
-                            bits=8, signed=True)  # int8, shape of w
+        self.q_w = quantize(w, s_w, z_w, bits=8, signed=True)  # int8, shape of w
         self.z_in = int(z_in)
         self.acc_scale = self.s_w * float(s_in)  # (C_out,) S_w S_in: the scale of acc and q_b
         q_b = np.zeros(c_out) if b is None else np.rint(b.astype(np.float64) / self.acc_scale)
@@ -242,10 +246,31 @@ def _plan(model):
                             f"integer inference; supported: {[c.__name__ for c in _SUPPORTED]}")
     weight_idx = [i for i, (_, m) in enumerate(layers) if isinstance(m, (Linear, Conv2d))]
     if not weight_idx or weight_idx[-1] != max(i for i, (_, m) in enumerate(layers)
-                                              if not isinstance(m, (Dropout, Flatten))):
+                                              if not isinstance(m, _PASSIVE)):
         raise ValueError("model: integer inference needs a Linear or Conv2d as the last "
                          "computing layer (its accumulator gives the logits)")
     return layers, weight_idx
+
+
+def _fq_grid(layer, where):
+    """The uint8 grid of a calibrated :class:`ActFakeQuant` (QAT / PTQ ranges), or None."""
+    if not isinstance(layer, ActFakeQuant) or not layer.observer.calibrated:
+        return None
+    obs = layer.observer
+    if obs.bits != 8 or obs.signed:
+        raise ValueError(f"model: {where} ({layer.name}) quantizes to {obs.bits}-bit "
+                         f"{'signed' if obs.signed else 'unsigned'} integers; integer inference "
+                         f"uses uint8 activations")
+    return obs.qparams()
+
+
+def _weight_grid(layer, w):
+    """The int8 grid of a weight's :class:`FakeQuantize` transform (8-bit, signed, symmetric),
+    so the integer weights are exactly the QAT ones; None otherwise."""
+    t = layer.transforms.get("weight")
+    if isinstance(t, FakeQuantize) and t.bits == 8 and t.signed and t.symmetric:
+        return t.qparams_of(w)
+    return None
 
 
 def convert(model, X_cal, *, per_channel=True, batch_size=500) -> IntegerModel:
@@ -253,16 +278,24 @@ def convert(model, X_cal, *, per_channel=True, batch_size=500) -> IntegerModel:
 
     The float model runs layer by layer on ``X_cal`` (inference mode, in the listed order);
     min-max observers record the range of the input and of each Linear / Conv2d output (after
-    its ReLU when one follows directly). Weights are read through their transforms (a QAT or
+    its ReLU when one follows directly). Weights are read through their transforms (a
     weight-sharing model converts as it computes).
+
+    A model prepared for quantization (:func:`~tinyprune.quantize.qat.prepare_qat`, then
+    calibrated or fine-tuned) converts to the grids it was trained with: a calibrated 8-bit
+    unsigned :class:`ActFakeQuant` at the input (``input_fq``) or right after a layer's output
+    gives that grid, and an 8-bit signed symmetric :class:`FakeQuantize` weight gives the int8
+    weights and scales (the integer weights are then exactly the QAT ones).
 
     Parameters
     ----------
     model : Sequential
-        Linear / Conv2d / ReLU / MaxPool2d / Flatten / Dropout layers, a Linear or Conv2d last.
+        Linear / Conv2d / ReLU / MaxPool2d / Flatten / Dropout / ActFakeQuant layers, a Linear
+        or Conv2d last.
     X_cal : ndarray (N, ...), the model's dtype, finite
     per_channel : bool
-        int8 weights with one scale per output channel (else per tensor).
+        int8 weights with one scale per output channel (else per tensor), for weights without
+        a FakeQuantize transform.
     batch_size : int
 
     Returns
@@ -278,29 +311,36 @@ def convert(model, X_cal, *, per_channel=True, batch_size=500) -> IntegerModel:
     layers, weight_idx = _plan(model)
     fused = {i for i in weight_idx if i + 1 < len(layers) and isinstance(layers[i + 1][1], ReLU)}
     point = {i: i + 1 if i in fused else i for i in weight_idx}  # where the output is stored
-    observers = {"input": MinMaxObserver(signed=False)}
-    observers.update({i: MinMaxObserver(signed=False) for i in weight_idx[:-1]})
+    grids = {"input": _fq_grid(layers[0][1], "the input")}
+    for i in weight_idx[:-1]:
+        nxt = layers[point[i] + 1][1] if point[i] + 1 < len(layers) else None
+        grids[i] = _fq_grid(nxt, f"the output of {layers[i][0]}")
+    observers = {key: MinMaxObserver(signed=False) for key, g in grids.items() if g is None}
     for start in range(0, X_cal.shape[0], batch_size):
         h = X_cal[start:start + batch_size]
-        observers["input"].update(h)
+        if "input" in observers:
+            observers["input"].update(h)
         for i, (_, layer) in enumerate(layers):
             h = layer.forward(h, train=False)
-            for j in weight_idx[:-1]:
-                if point[j] == i:
+            for j in observers:
+                if j != "input" and point[j] == i:
                     observers[j].update(h)
+    grids.update({key: obs.qparams() for key, obs in observers.items()})
 
-    s, z = observers["input"].qparams()
-    input_grid = (s, z)
+    s, z = grids["input"]
     steps = []
     i = 0
     while i < len(layers):
         name, layer = layers[i]
         if isinstance(layer, (Linear, Conv2d)):
-            w = layer.effective_param("weight").astype(np.float64)
+            w = layer.params["weight"]
+            w_grid = _weight_grid(layer, w)
+            if w_grid is None:
+                w = layer.effective_param("weight")
             b = layer.effective_param("bias") if "bias" in layer.params else None
-            s_out, z_out = observers[i].qparams() if i in observers else (None, None)
-            steps.append(_WeightLayer(name, layer, w, b, s, z, s_out, z_out, i in fused,
-                                      per_channel))
+            s_out, z_out = grids.get(i, (None, None))
+            steps.append(_WeightLayer(name, layer, w, b, s, z, s_out, z_out,
+                                      i in fused, per_channel, w_grid))
             s, z = s_out, z_out
             i += 2 if i in fused else 1
             continue
@@ -310,5 +350,5 @@ def convert(model, X_cal, *, per_channel=True, batch_size=500) -> IntegerModel:
             steps.append(_Relu(z))
         elif isinstance(layer, Flatten):
             steps.append(_Flatten())
-        i += 1  # Dropout: the identity at inference
-    return IntegerModel(steps, input_grid[0], input_grid[1], model.input_shape)
+        i += 1  # Dropout: the identity at inference; ActFakeQuant: its grid is already used
+    return IntegerModel(steps, grids["input"][0], grids["input"][1], model.input_shape)
