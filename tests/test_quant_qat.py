@@ -162,6 +162,10 @@ def test_prepare_qat_bad_input():
         prepare_qat(lenet_300_100(), layers=["relu1"])
     with pytest.raises(ValueError, match="bits"):
         prepare_qat(lenet_300_100(), bits=9)
+    with pytest.raises(ValueError, match="observer"):
+        prepare_qat(lenet5(), act_observer="histogram")
+    with pytest.raises(ValueError, match="averaging_constant"):
+        prepare_qat(lenet5(), averaging_constant=2.0)
     with pytest.raises(ValueError, match="already has a transform"):
         prepare_qat(prepare_qat(lenet_300_100()))
     model = Sequential([("a", Linear(2, 2)), ("r", ReLU()), ("r_fq", ReLU())])

@@ -90,8 +90,10 @@ def prepare_qat(model, *, bits=8, per_channel=True, symmetric=True, weight_obser
     extra = {"ema": {"averaging_constant": averaging_constant},
              "percentile": {"percentile": percentile}}.get(act_observer, {})
 
-    def act_layer(signed=False):
-        return ActFakeQuant(make_observer(act_observer, bits=act_bits, signed=signed, **extra))
+    def act_layer():  # unsigned asymmetric, per tensor
+        return ActFakeQuant(make_observer(act_observer, bits=act_bits, signed=False, **extra))
+
+    act_layer()  # validates the observer's name and hyper-parameters before any copying
 
     base = model.copy()
     stack = [("input_fq", act_layer())] if quantize_input else []
