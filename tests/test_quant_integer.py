@@ -117,6 +117,8 @@ def test_int_gemm_equals_the_int64_reference():
     np.testing.assert_array_equal(int_gemm(a, b), int_gemm_naive(a, b))
     big = np.full((2, 2), 2 ** 30, dtype=np.int64)  # beyond float64's exact range: int64 path
     np.testing.assert_array_equal(int_gemm(big, big), int_gemm_naive(big, big))
+    low = np.full((1, 2), -128, dtype=np.int8)  # |int8 min| is not an int8
+    np.testing.assert_array_equal(int_gemm(low, low.T), [[32768]])
 
 
 # --------------------------------------------------------------------------- the model

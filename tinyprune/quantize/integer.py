@@ -70,8 +70,10 @@ def int_gemm(a, b) -> np.ndarray:
     -------
     ndarray (M, N), int64
     """
-    bound = float(np.abs(a).max(initial=0)) * float(np.abs(b).max(initial=0)) * a.shape[-1]
-    if bound >= 2.0 ** 53:
+    def largest(m):  # max |m| as a Python int (np.abs(int8(-128)) would overflow)
+        return max(abs(int(m.min())), abs(int(m.max()))) if m.size else 0
+
+    if largest(a) * largest(b) * a.shape[-1] >= 2 ** 53:
         return int_gemm_naive(a, b)
     return (a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)  # (M, N), exact
 
