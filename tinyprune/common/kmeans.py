@@ -152,8 +152,8 @@ def _initial_centroids(x, x2, n_clusters, rng, init):
     return init.reshape(n_clusters, -1).astype(np.float64)  # a copy: init is not modified
 
 
-def kmeans(x, n_clusters, rng=None, *, max_iter=100, init=None,
-           fast=True) -> tuple[np.ndarray, np.ndarray]:
+def kmeans(x, n_clusters, rng=None, *, max_iter=100, init=None, fast=True,
+           fill_empty=True) -> tuple[np.ndarray, np.ndarray]:
     r"""k-means (Lloyd's algorithm, vectorized) with k-means++ seeding or given centroids.
 
     Alternates the assignment :math:`c_i = \arg\min_k \|x_i - \mu_k\|^2` (lowest ``k`` on ties)
@@ -204,7 +204,8 @@ def kmeans(x, n_clusters, rng=None, *, max_iter=100, init=None,
         filled = counts > 0
         centroids[filled] = sums[filled] / counts[filled, None]
     labels = labels.astype(np.int64)
-    _fill_empty_clusters(x2, labels, centroids)
+    if fill_empty:
+        _fill_empty_clusters(x2, labels, centroids)
     return _shaped(x, centroids), labels
 
 

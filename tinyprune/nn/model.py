@@ -184,8 +184,9 @@ class Sequential:
         if self.input_shape is not None and tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(f"{self.name}: expected input of shape (N, "
                              f"{', '.join(map(str, self.input_shape))}), got {x.shape}")
-        if self.fast and not train and x.shape[0] > self.inference_chunk:
-            return self._forward_in_chunks(x, self.inference_chunk)
+        step = self.inference_chunk
+        if self.fast and not train and step and x.shape[0] > step:
+            return self._forward_in_chunks(x, int(step))
         return self._run(x, train)
 
     def _run(self, x, train):
@@ -228,8 +229,9 @@ class Sequential:
     #: With :attr:`fast`, inference (``train=False``) on more than this many samples runs the
     #: batch through the layers in chunks of this size: the activations of a chunk stay in the
     #: CPU caches instead of making a round trip to memory between layers. The logits are the
-    #: same, since every layer treats samples independently in inference mode.
-    inference_chunk: int = 32
+    #: same, since every layer treats samples independently in inference mode. ``None`` or 0
+    #: runs the whole batch at once (e.g. for observers that must see whole batches).
+    inference_chunk: int | None = 32
 
     def _forward_in_chunks(self, x, step):
         out = None
