@@ -309,6 +309,10 @@ def test_factorize_model_rules_list_and_whole_model():
     ({"fc1": 2}, {"rank": 2}, ValueError, "no shared rule"),
     (["fc1"], {}, ValueError, "exactly one"),
     (["fc1"], {"rank": 2, "energy": 0.9}, ValueError, "exactly one"),
+    (None, {"energy": 1.5}, ValueError, r"energy.*\(0, 1\]"),
+    (None, {"rank": 0}, ValueError, "rank"),
+    (None, {"reduction": 1.0}, ValueError, "reduction"),
+    (["fc1"], {"reduction": -0.5}, ValueError, "reduction"),
     ("fc1", {"rank": 2}, TypeError, "layers"),
 ])
 def test_factorize_model_bad_input(layers, kwargs, err, match):

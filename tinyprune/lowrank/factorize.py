@@ -33,12 +33,15 @@ evaluation", NeurIPS 2014 (the same for convolutions).
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from tinyprune.nn.layers import Conv2d, Linear, Module
 from tinyprune.nn.model import Sequential
+from tinyprune.nn.validation import check_int
 
-from .svd import _check_rank, choose_rank, svd_factors
+from .svd import _check_energy, _check_rank, choose_rank, svd_factors
 
 __all__ = [
     "FACTOR_SUFFIXES",
@@ -166,6 +169,20 @@ def factorize_layer(layer: Module, *, rank=None, energy=None, reduction=None):
     return (*factorize_conv2d(layer, r), r)
 
 
+def _check_shared_rule(rule):
+    """Reject a bad shared rule up front (a layer-specific failure is checked per layer)."""
+    (key, value), = rule.items()
+    if key == "rank":
+        check_int(value, "rank", minimum=1)
+    elif key == "energy":
+        _check_energy(value)
+    else:  # a reduction must lie in (0, 1) whatever the layer
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"reduction: expected a number in (0, 1), got {value!r}")
+        if not 0.0 < float(value) < 1.0:
+            raise ValueError(f"reduction: expected a fraction in (0, 1), got {value}")
+
+
 def _normalize_rule(rule, where):
     """An int rank or a dict with exactly one of rank / energy / reduction -> that dict."""
     if isinstance(rule, dict):
@@ -243,6 +260,7 @@ def factorize_model(model: Sequential, layers=None, *, rank=None, energy=None,
         else:
             raise TypeError(f"layers: expected a dict, a list of layer names or None, got "
                             f"{type(layers).__name__}")
+        _check_shared_rule(keywords)
         rules = {name: dict(keywords) for name in names}
 
     for name in rules:
