@@ -314,8 +314,10 @@ def test_distill_bad_input():
     opt = SGD(student.params, lr=0.1)
     common = {"temperature": 2.0, "alpha": 0.5, "optimizer": opt, "rng": 0, "progress": False}
     four = Sequential([("flatten", Flatten()), ("fc", Linear(8, 4, dtype=np.float64))])
-    with pytest.raises(ValueError, match=r"teacher_logits.*\(120, 3\).*\(120, 4\)"):
+    with pytest.raises(ValueError, match="outputs 4 classes, the student 3"):
         distill(student, four, x, y, **common)
+    with pytest.raises(ValueError, match=r"teacher_logits.*\(120, 3\).*\(120, 4\)"):
+        distill(student, None, x, y, teacher_logits=np.zeros((120, 4)), **common)
     with pytest.raises(ValueError, match="outputs 4 classes, the student 3"):
         distill(student, four, x, y, precompute=False, **common)
     with pytest.raises(ValueError, match=r"teacher_logits.*\(120, 3\).*\(100, 3\)"):

@@ -101,8 +101,13 @@ def distill(student, teacher, X, y, *, temperature, alpha, optimizer, epochs=1, 
         raise ValueError(f"X: expected at least one sample, got shape {X.shape}")
     n_student = student.forward(X[:1], train=False).shape[1]  # the student's class count
 
-    if teacher_logits is None and precompute:
-        teacher_logits = compute_teacher_logits(teacher, X)
+    if teacher is not None:
+        n_teacher = teacher.forward(X[:1].astype(teacher.dtype, copy=False)).shape[1]
+        if n_teacher != n_student:
+            raise ValueError(f"teacher: outputs {n_teacher} classes, the student {n_student}; "
+                             f"they must match")
+        if precompute:
+            teacher_logits = compute_teacher_logits(teacher, X)
     if teacher_logits is not None:
         check_float_array(teacher_logits, "teacher_logits", ndim=2, finite=True)
         if teacher_logits.shape != (X.shape[0], n_student):
@@ -112,10 +117,6 @@ def distill(student, teacher, X, y, *, temperature, alpha, optimizer, epochs=1, 
         loss = DistillationLoss(teacher_logits=teacher_logits, temperature=temperature,
                                 alpha=alpha)
     else:
-        n_teacher = teacher.forward(X[:1].astype(teacher.dtype, copy=False)).shape[1]
-        if n_teacher != n_student:
-            raise ValueError(f"teacher: outputs {n_teacher} classes, the student {n_student}; "
-                             f"they must match")
         loss = DistillationLoss(teacher=teacher, temperature=temperature, alpha=alpha)
     return fit(student, X, y, optimizer=optimizer, epochs=epochs, batch_size=batch_size, rng=rng,
                loss=loss, **fit_kwargs)
