@@ -54,15 +54,19 @@ def load_data(quick: bool, val_fraction: float | None = None, seed: int = 0):
     return x, y, x_val, y_val, ds.x_test, ds.y_test, name
 
 
-def train_lecture_net(x, y, *, epochs: int, seed: int, lr: float = 0.02):
-    """The lecture net trained with SGD (momentum 0.9, batch 64) from ``seed``."""
+def train_lecture_net(x, y, *, epochs: int, seed: int, lr: float = 0.02,
+                      lr_drop_after: int | None = None):
+    """The lecture net trained with SGD (momentum 0.9, batch 64) from ``seed``; with
+    ``lr_drop_after`` the learning rate is divided by 4 after that many epochs."""
     from tinyprune.nn import lecture_net
-    from tinyprune.nn.optim import SGD
+    from tinyprune.nn.optim import SGD, StepLR
     from tinyprune.nn.train import fit
 
     model = lecture_net(seed=seed)
-    fit(model, x, y, optimizer=SGD(model.params, lr=lr, momentum=0.9), epochs=epochs,
-        batch_size=64, rng=seed, progress=False)
+    opt = SGD(model.params, lr=lr, momentum=0.9)
+    scheduler = None if lr_drop_after is None else StepLR(opt, lr_drop_after, gamma=0.25)
+    fit(model, x, y, optimizer=opt, epochs=epochs, batch_size=64, rng=seed, progress=False,
+        scheduler=scheduler)
     return model
 
 
