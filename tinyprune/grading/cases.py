@@ -47,13 +47,18 @@ class CaseGroup:
 class Mistake:
     """A known-wrong variant of the reference, with the feedback to give when it matches.
 
-    ``variant`` has the reference's signature; it may raise (e.g. a shape that does not fit), in
-    which case it explains nothing for that case.
+    ``variant`` has the reference's signature (or is a tuple of such functions: the same mistake
+    made in several ways); it may raise (e.g. a shape that does not fit), in which case it
+    explains nothing for that case.
     """
 
     key: str
     message: str
-    variant: Callable
+    variant: Callable | tuple[Callable, ...]
+
+    @property
+    def variants(self) -> tuple[Callable, ...]:
+        return self.variant if isinstance(self.variant, tuple) else (self.variant,)
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,7 @@ def summarize(value, *, limit: int = 24) -> str:
         head = f"{value.dtype} array of shape {value.shape}"
         if value.size <= limit:
             body = np.array2string(value, threshold=limit, precision=4, separator=", ")
-            return f"{head}: {body}"
+            return f"{head}: {' '.join(body.split())}"  # one line
         return head
     if isinstance(value, tuple | list):
         inner = ", ".join(summarize(v, limit=limit) for v in value)

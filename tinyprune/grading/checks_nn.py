@@ -23,13 +23,23 @@ def conv2d_reference(x, w, b, stride, padding):
     return np.ascontiguousarray(out)
 
 
-def _conv_order_mismatch(x, w, b, stride, padding):
-    """im2col columns in (i, j, c) order multiplied by w.reshape(C_out, -1), rows (c, i, j)."""
-    n, _, h, wd = x.shape
-    c_out, _, kh, kw = w.shape
-    h_out, w_out = (h + 2 * padding - kh) // stride + 1, (wd + 2 * padding - kw) // stride + 1
-    rows = im2col(x, (kh, kw), stride, padding) @ w.reshape(c_out, -1).T + b  # (N*H*W, C_out)
-    return np.ascontiguousarray(rows.reshape(n, h_out, w_out, c_out).transpose(0, 3, 1, 2))
+def _conv_order_mismatch(cols_first):
+    """im2col columns in (i, j, c) order times w.reshape(C_out, -1), whose rows are (c, i, j)
+    (``cols_first``), or columns (c, i, j) times w's rows in (i, j, c) order."""
+    def variant(x, w, b, stride, padding):
+        n, c_in, h, wd = x.shape
+        c_out, _, kh, kw = w.shape
+        h_out = (h + 2 * padding - kh) // stride + 1
+        w_out = (wd + 2 * padding - kw) // stride + 1
+        cols = im2col(x, (kh, kw), stride, padding)  # (N*H_out*W_out, KH*KW*C_in), (i, j, c)
+        if cols_first:
+            wmat = w.reshape(c_out, -1)  # (C_out, C_in*KH*KW), (c, i, j)
+        else:
+            cols = cols.reshape(-1, kh, kw, c_in).transpose(0, 3, 1, 2).reshape(cols.shape[0], -1)
+            wmat = w.transpose(0, 2, 3, 1).reshape(c_out, -1)  # (C_out, KH*KW*C_in), (i, j, c)
+        rows = cols @ wmat.T + b  # (N*H_out*W_out, C_out)
+        return np.ascontiguousarray(rows.reshape(n, h_out, w_out, c_out).transpose(0, 3, 1, 2))
+    return variant
 
 
 def _conv_no_transpose(x, w, b, stride, padding):
@@ -84,8 +94,8 @@ register(Assignment(
         Mistake("missing_bias", "forgets the bias b[o] (added to every output position of "
                 "channel o)", lambda x, w, b, s, p: conv2d_reference(x, w, None, s, p)),
         Mistake("im2col_order", "the im2col column order does not match the weight matrix's: "
-                "columns (i, j, c) multiplied by w.reshape(C_out, -1), whose rows are (c, i, j)",
-                _conv_order_mismatch),
+                "e.g. columns (i, j, c) multiplied by w.reshape(C_out, -1), whose rows are (c, i, j)",
+                (_conv_order_mismatch(True), _conv_order_mismatch(False))),
         Mistake("flipped_kernel", "flips the kernel (true convolution); deep-learning 'conv' is "
                 "cross-correlation: w[o, c, i, j] meets x[..., h*s + i, v*s + j]",
                 lambda x, w, b, s, p: conv2d_reference(x, w[:, :, ::-1, ::-1].copy(), b, s, p)),

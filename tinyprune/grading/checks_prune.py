@@ -76,6 +76,7 @@ def _magnitude_cases_rounding():
     return [Case("3.7 rounds to 4", (w10, 0.37), "round(0.37 * 10) = 4, floor gives 3"),
             Case("3.2 rounds to 3", (w10, 0.32), "round(0.32 * 10) = 3, ceil gives 4"),
             Case("2.5 rounds to 2", (w10, 0.25), "Python's round(2.5) = 2 (half to even)"),
+            Case("4.5 rounds to 4", (w10, 0.45), "round(4.5) = 4 (half to even)"),
             Case("7 of 9", (rng.standard_normal((3, 3)), 0.8), "round(7.2) = 7")]
 
 

@@ -5,9 +5,12 @@ the reference runs here on the same inputs. A case fails when the function raise
 kills its process, returns a value ``compare`` rejects (type, shape, dtype, NaN, values), or
 modifies an input array. Nothing the student does raises in the grader.
 
-Diagnosis: every :class:`~.cases.Mistake` variant is run on the failed cases; a mistake is
-reported when the student's result equals the variant's on at least one failed case (the cases
-where it does are listed), most-explaining first. Modified inputs are diagnosed directly.
+Diagnosis: every :class:`~.cases.Mistake` variant is run on the failed cases where the student
+returned a value; a mistake is reported when the student's result equals the variant's (and the
+variant's differs from the reference) on at least half of them, most-explaining first, with the
+cases listed, unless the variant fails a case the student passed (then the student did not make
+that mistake). A single coincidental match is not a diagnosis. Modified inputs are diagnosed
+directly.
 """
 
 from __future__ import annotations
@@ -42,6 +45,14 @@ def _mutated(args: tuple, after: tuple, names: tuple[str, ...]) -> list[str]:
             for i, (a, b) in enumerate(zip(args, after, strict=True)) if not _same(a, b)]
 
 
+def _contradicts(assignment: Assignment, variant, case: Case) -> bool:
+    """True if ``variant`` gives a wrong answer on ``case``, which the student got right."""
+    try:
+        return assignment.compare(assignment.reference(*case.args), variant(*case.args)) is not None
+    except Exception:  # noqa: BLE001 - a variant that cannot run here says nothing
+        return False
+
+
 def _explains(assignment: Assignment, variant, case: Case, got) -> bool:
     try:
         wrong = variant(*case.args)
@@ -54,17 +65,20 @@ def _explains(assignment: Assignment, variant, case: Case, got) -> bool:
         return False
 
 
-def _diagnose(assignment: Assignment, failed: list[tuple[Case, object]],
-              mutated_cases: list[str], n_failed: int) -> list[Diagnosis]:
+def _diagnose(assignment: Assignment, failed: list[tuple[Case, object]], passed: list[Case],
+              mutated_cases: list[str]) -> list[Diagnosis]:
     found = []
     if mutated_cases:
         found.append(Diagnosis(MUTATION_KEY, "modifies its input in place: work on a copy "
                                "(np.array(w, copy=True)) or build a new array", mutated_cases,
-                               n_failed))
+                               len(failed)))
     for mistake in assignment.mistakes:
-        hits = [c.name for c, got in failed if _explains(assignment, mistake.variant, c, got)]
-        if hits:
-            found.append(Diagnosis(mistake.key, mistake.message, hits, n_failed))
+        variants = [v for v in mistake.variants
+                    if not any(_contradicts(assignment, v, c) for c in passed)]
+        hits = [c.name for c, got in failed
+                if any(_explains(assignment, v, c, got) for v in variants)]
+        if hits and 2 * len(hits) >= len(failed):
+            found.append(Diagnosis(mistake.key, mistake.message, hits, len(failed)))
     return sorted(found, key=lambda d: -len(d.cases))
 
 
@@ -113,7 +127,7 @@ def grade_source(source: str, assignment, *, filename: str = "submission.py", ti
     if not isinstance(source, str):
         raise TypeError(f"source: expected a str, got {type(source).__name__}")
     start = time.perf_counter()
-    groups, failed, mutated, outputs = [], [], [], []
+    groups, failed, passed, mutated, outputs = [], [], [], [], []
     load_error = ""
     with Sandbox(source, assignment.function, filename=filename, timeout=timeout,
                  load_timeout=load_timeout,
@@ -128,17 +142,18 @@ def grade_source(source: str, assignment, *, filename: str = "submission.py", ti
                     outputs.append(f"[{group.name} / {case.name}] {output.strip()}")
                 if not res.passed and got is not None:
                     failed.append((case, got))
+                elif res.passed:
+                    passed.append(case)
                 if changed:
                     mutated.append(case.name)
             if box.load_error is not None:
                 load_error = box.load_error.message
-            passed = sum(r.passed for r in results)
-            score = float(group.points) * passed / len(results) if results else 0.0
-            groups.append(GroupResult(group.name, float(group.points), score, passed,
+            n_ok = sum(r.passed for r in results)
+            score = float(group.points) * n_ok / len(results) if results else 0.0
+            groups.append(GroupResult(group.name, float(group.points), score, n_ok,
                                       len(results), group.description, results))
         output = "\n".join(([box.load_output.strip()] if box.load_output.strip() else []) + outputs)
-    n_failed = sum(g.total - g.passed for g in groups)
-    diagnoses = [] if load_error else _diagnose(assignment, failed, mutated, n_failed)
+    diagnoses = [] if load_error else _diagnose(assignment, failed, passed, mutated)
     return GradeResult(assignment.name, assignment.function, sum(g.score for g in groups),
                        assignment.max_score, groups, diagnoses, load_error, output[:4000],
                        time.perf_counter() - start)

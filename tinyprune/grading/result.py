@@ -39,7 +39,11 @@ class GroupResult:
 
 @dataclass
 class Diagnosis:
-    """A probable mistake: which known-wrong variant the student's outputs equal, and where."""
+    """A probable mistake: which known-wrong variant the student's outputs equal, and where.
+
+    ``failed`` counts the failed cases where the function returned a value (the ones a variant
+    can explain); ``cases`` names those it explains.
+    """
 
     key: str
     message: str
@@ -100,8 +104,8 @@ class GradeResult:
         if self.diagnoses:
             lines += ["", "Probable mistake" + ("s:" if len(self.diagnoses) > 1 else ":")]
             for d in self.diagnoses:
-                lines.append(f"  - {d.message} (explains {len(d.cases)} of {d.failed} failed "
-                             f"case{'s' if d.failed != 1 else ''})")
+                lines.append(f"  - {d.message} ({len(d.cases)} of the {d.failed} failed "
+                             f"case{'s' if d.failed != 1 else ''} with a result)")
         if self.output.strip():
             lines += ["", "Your code printed:", _indent(self.output.strip())]
         return "\n".join(lines)
