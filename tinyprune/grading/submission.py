@@ -72,10 +72,10 @@ def grade_file(submission_path, assignment, *, timeout: float = 2.0,
     """
     a = get_assignment(assignment)
     path = Path(submission_path)
+    if path.suffix not in (".py", ".ipynb"):
+        raise ValueError(f"submission_path: expected a .py or .ipynb file, got {str(path)!r}")
     try:
         source = load_source(path)
-    except ValueError:
-        raise
     except Exception as exc:  # noqa: BLE001 - unreadable file or notebook: a 0 grade, said why
         return unloadable(a, f"cannot read {path.name}: {type(exc).__name__}: {exc}")
     return grade_source(source, a, filename=str(path), timeout=timeout, load_timeout=load_timeout)
