@@ -275,3 +275,18 @@ def test_grade_formats(tmp_path, fmt):
         d = json.loads(out)
         assert d["score"] == pytest.approx(2.2)
         assert ("tests" in d) == (fmt == "gradescope")
+
+
+def test_grading_from_a_script_read_on_stdin(tmp_path):
+    """``python -`` has no main file to re-import: the workers are forked instead."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "sub.py").write_text(SOLUTIONS["nm_mask"])
+    script = ("from tinyprune.grading import grade_file\n"
+              f"print(grade_file({str(tmp_path / 'sub.py')!r}, 'nm_mask').score)\n")
+    env = {**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True,
+                         env=env, timeout=120, check=True)
+    assert out.stdout.strip() == "10.0"

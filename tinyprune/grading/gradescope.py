@@ -10,8 +10,10 @@ output. :data:`RUN_AUTOGRADER_TEMPLATE` is the shell script to upload (:func:`wr
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import shlex
 import time
 from pathlib import Path
 
@@ -23,12 +25,9 @@ __all__ = ["RUN_AUTOGRADER_TEMPLATE", "run_autograder", "to_gradescope", "write_
 
 RUN_AUTOGRADER_TEMPLATE = """#!/usr/bin/env bash
 # Gradescope autograder for the tinyprune assignment '{assignment}'.
-# The image needs numpy and tinyprune installed (setup.sh: pip install tinyprune).
-cd /autograder || exit 1
-python3 - <<'PY'
-from tinyprune.grading import run_autograder
-run_autograder({assignment!r}, filename={filename!r})
-PY
+# Gradescope runs this file as /autograder/run_autograder; the image needs numpy and tinyprune
+# (setup.sh: pip install tinyprune). AUTOGRADER_ROOT replaces /autograder (for a local test).
+python3 -m tinyprune.grading {assignment} --root "${{AUTOGRADER_ROOT:-/autograder}}"{file_arg}
 """
 
 
@@ -123,7 +122,23 @@ def write_run_autograder(path, assignment, *, filename=None) -> Path:
     """Write the ``run_autograder`` shell script for ``assignment`` (executable) to ``path``."""
     a = get_assignment(assignment)
     path = Path(path)
-    path.write_text(RUN_AUTOGRADER_TEMPLATE.format(assignment=a.name, filename=filename),
+    file_arg = f" --filename {shlex.quote(filename)}" if filename else ""
+    path.write_text(RUN_AUTOGRADER_TEMPLATE.format(assignment=a.name, file_arg=file_arg),
                     encoding="utf-8")
     path.chmod(0o755)
     return path
+
+
+def main(argv=None) -> int:
+    """``python -m tinyprune.grading ASSIGNMENT [--root DIR] [--filename F]``: grade
+    ``DIR/submission`` into ``DIR/results/results.json`` (what run_autograder scripts call)."""
+    parser = argparse.ArgumentParser(prog="python -m tinyprune.grading")
+    parser.add_argument("assignment")
+    parser.add_argument("--root", default="/autograder")
+    parser.add_argument("--filename", default=None)
+    parser.add_argument("--timeout", type=float, default=2.0)
+    args = parser.parse_args(argv)
+    root = Path(args.root)
+    run_autograder(args.assignment, submission_dir=root / "submission",
+                   results_dir=root / "results", filename=args.filename, timeout=args.timeout)
+    return 0

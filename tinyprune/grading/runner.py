@@ -8,7 +8,8 @@ call exceeds its time limit the worker is killed and a fresh one (with the submi
 again) serves the next case, so an infinite loop costs one case, not the grading run.
 
 The workers come from a ``forkserver`` (``spawn`` where that is missing) with NumPy preloaded, so a
-new worker starts in milliseconds and shares no state with the grader. Imports of
+new worker starts in milliseconds and shares no state with the grader (``fork`` when the main
+module cannot be re-imported, e.g. a script read from stdin). Imports of
 ``forbidden_modules`` (by default tinyprune itself, whose references are the answers) fail inside
 the worker.
 """
@@ -19,6 +20,7 @@ import contextlib
 import importlib.abc
 import io
 import multiprocessing as mp
+import os
 import sys
 import traceback
 from dataclasses import dataclass
@@ -107,8 +109,19 @@ def _worker_main(conn, source: str, filename: str, function: str, forbidden: tup
 
 
 # ----------------------------------------------------------------------------- grader side
+def _main_is_reloadable() -> bool:
+    """Whether a spawned process can re-import ``__main__`` (not so for ``python -`` (stdin))."""
+    main = sys.modules.get("__main__")
+    if getattr(getattr(main, "__spec__", None), "name", None):
+        return True
+    path = getattr(main, "__file__", None)
+    return path is None or os.path.isfile(path)
+
+
 def _context():
     methods = mp.get_all_start_methods()
+    if not _main_is_reloadable() and "fork" in methods:
+        return mp.get_context("fork")
     if "forkserver" in methods:
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload(["numpy", __name__])
