@@ -2,10 +2,10 @@
 
 ``check("nm_mask")`` in a Jupyter kernel grades the code the kernel has run so far: the inputs of
 the executed cells (``In``), except the test cells (those calling :func:`check` or mentioning
-tinyprune or otter; the student's code may not import tinyprune's answers anyway), are executed
-again in a worker process and graded like a file (:func:`~.grader.grade_source`), so an infinite
-loop or a crash in the student's function cannot hang or kill the kernel. Outside IPython the
-file defining ``func`` is graded.
+tinyprune, otter or Otter's ``grader.check``; the student's code may not import tinyprune's
+answers anyway), are executed again in a worker process and graded like a file
+(:func:`~.grader.grade_source`), so an infinite loop or a crash in the student's function cannot
+hang or kill the kernel. Outside IPython the file defining ``func`` is graded.
 
 A check raises ``AssertionError`` with the feedback unless the (group's) cases all pass: that is
 how nbgrader and Otter's assert-style tests see a failure. One test cell per case group gives
@@ -38,7 +38,7 @@ def _ipython():
     return get_ipython()
 
 
-def kernel_source(exclude: tuple[str, ...] = ("tinyprune", "otter")) -> str | None:
+def kernel_source(exclude: tuple[str, ...] = ("tinyprune", "otter", "grader.check")) -> str | None:
     """The source of the cells this IPython kernel has run, in order, or None outside IPython.
 
     Left out: cells containing a string of ``exclude`` and cells calling :func:`check` under any
