@@ -2,9 +2,16 @@
 credit, deterministic cases, results as JSON and text, the registry, .py and .ipynb files."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from test_grading_checks import SOLUTIONS
 
 from tinyprune.grading import (
@@ -179,6 +186,18 @@ def test_check_array_messages():
     assert check_array(e + 1e-7, e, exact=True) is not None
 
 
+@settings(max_examples=60, deadline=None)
+@given(hnp.arrays(st.sampled_from([np.float32, np.float64]), hnp.array_shapes(max_dims=3),
+                  elements=st.floats(-1e3, 1e3, width=32)), st.data())
+def test_check_array_finds_any_changed_entry(x, data):
+    assert check_array(x.copy(), x) is None
+    i = data.draw(st.integers(0, x.size - 1))
+    y = x.copy()
+    y.flat[i] += x.dtype.type(1.0) + abs(y.flat[i])  # far outside the tolerance
+    index = tuple(int(v) for v in np.unravel_index(i, x.shape))
+    assert f"1 of {x.size} entries differ; first at index {index}" in check_array(y, x)
+
+
 def test_summarize_is_one_line_and_bounded():
     assert summarize(np.zeros((2, 2), np.float32)) == \
         "float32 array of shape (2, 2): [[0., 0.], [0., 0.]]"
@@ -227,7 +246,7 @@ def test_bad_arguments_raise_named_errors(tmp_path):
 def test_sandbox_runs_calls_in_another_process():
     with Sandbox("import os\ndef f(x):\n    return os.getpid(), x\n", "f") as box:
         out = box.call((np.arange(3),))
-        assert out.kind == "ok" and out.value[0] != __import__("os").getpid()
+        assert out.kind == "ok" and out.value[0] != os.getpid()
         assert np.array_equal(out.args_after[0], np.arange(3))
 
 
@@ -279,14 +298,10 @@ def test_grade_formats(tmp_path, fmt):
 
 def test_grading_from_a_script_read_on_stdin(tmp_path):
     """``python -`` has no main file to re-import: the workers are forked instead."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     (tmp_path / "sub.py").write_text(SOLUTIONS["nm_mask"])
     script = ("from tinyprune.grading import grade_file\n"
               f"print(grade_file({str(tmp_path / 'sub.py')!r}, 'nm_mask').score)\n")
-    env = {**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     out = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True,
                          env=env, timeout=120, check=True)
     assert out.stdout.strip() == "10.0"

@@ -16,7 +16,7 @@ Adding an assignment is one call to :func:`register` (see :mod:`.checks_prune`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -74,7 +74,6 @@ class Assignment:
     mistakes: tuple[Mistake, ...] = ()
     description: str = ""
     forbidden_modules: tuple[str, ...] = ("tinyprune",)
-    extra: dict = field(default_factory=dict)
 
     @property
     def max_score(self) -> float:
