@@ -19,23 +19,24 @@ from .cases import Assignment, Case, CaseGroup, Mistake, check_array, check_tupl
 def conv2d_reference(x, w, b, stride, padding):
     """Cross-correlation ``out[n, o, h, v] = b[o] + sum_{c,i,j} w[o, c, i, j] x_pad[n, c, h*s + i,
     v*s + j]``, shape ``(N, C_out, H_out, W_out)``, dtype of ``x``."""
-    out, _ = conv2d_forward(x, w, b, stride, padding, train=False)
+    out, _ = conv2d_forward(x, w, b, stride, padding)
     return np.ascontiguousarray(out)
 
 
 def _conv_order_mismatch(cols_first):
     """im2col columns in (i, j, c) order times w.reshape(C_out, -1), whose rows are (c, i, j)
-    (``cols_first``), or columns (c, i, j) times w's rows in (i, j, c) order."""
+    (``cols_first``), or columns (c, i, j) (as :func:`~tinyprune.nn.im2col.im2col` gives them)
+    times w's rows in (i, j, c) order."""
     def variant(x, w, b, stride, padding):
         n, c_in, h, wd = x.shape
         c_out, _, kh, kw = w.shape
         h_out = (h + 2 * padding - kh) // stride + 1
         w_out = (wd + 2 * padding - kw) // stride + 1
-        cols = im2col(x, (kh, kw), stride, padding)  # (N*H_out*W_out, KH*KW*C_in), (i, j, c)
-        if cols_first:
+        cols = im2col(x, (kh, kw), stride, padding)  # (N*H_out*W_out, C_in*KH*KW), (c, i, j)
+        if cols_first:  # columns reordered to (i, j, c) against w's rows in (c, i, j) order
+            cols = cols.reshape(-1, c_in, kh, kw).transpose(0, 2, 3, 1).reshape(cols.shape[0], -1)
             wmat = w.reshape(c_out, -1)  # (C_out, C_in*KH*KW), (c, i, j)
-        else:
-            cols = cols.reshape(-1, kh, kw, c_in).transpose(0, 3, 1, 2).reshape(cols.shape[0], -1)
+        else:  # columns (c, i, j) against w's rows in (i, j, c) order
             wmat = w.transpose(0, 2, 3, 1).reshape(c_out, -1)  # (C_out, KH*KW*C_in), (i, j, c)
         rows = cols @ wmat.T + b  # (N*H_out*W_out, C_out)
         return np.ascontiguousarray(rows.reshape(n, h_out, w_out, c_out).transpose(0, 3, 1, 2))
