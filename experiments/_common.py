@@ -38,7 +38,8 @@ VAL_FRACTION, SPLIT_SEED = 0.1, 0
 LR, BATCH = 0.05, 128  # SGD with momentum 0.9; retraining uses LR / 10
 
 
-def parse_args(doc: str) -> argparse.Namespace:
+def parse_args(doc: str, extra=None) -> argparse.Namespace:
+    """The common options; ``extra(parser)`` may add a script's own."""
     p = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
     p.add_argument("--quick", action="store_true",
                    help="embedded subset, one seed, few epochs (< 1 minute)")
@@ -47,6 +48,8 @@ def parse_args(doc: str) -> argparse.Namespace:
                    help="seeds (default: 0 with --quick, 0 1 2 otherwise)")
     p.add_argument("--no-write", action="store_true",
                    help="do not write the row of experiments/RESULTS.md")
+    if extra is not None:
+        extra(p)
     args = p.parse_args()
     if args.seeds is None:
         args.seeds = [0] if args.quick else [0, 1, 2]
