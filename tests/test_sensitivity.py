@@ -56,6 +56,8 @@ def test_fast_scan_equals_reference_on_a_convnet_and_leaves_model_intact(granula
     kw = {"ratios": [0.0, 0.3, 0.9], "granularity": granularity, "batch_size": 32}
     fast = sensitivity_scan(model, x, y, **kw)
     ref = sensitivity_scan_naive(model, x, y, **kw)
+    np.testing.assert_array_equal(sensitivity_scan(model, x, y, fast=False, **kw).accuracy,
+                                  ref.accuracy)
     assert fast.layers == ["conv1.weight", "conv2.weight", "fc1.weight", "fc2.weight"]
     np.testing.assert_array_equal(fast.accuracy, ref.accuracy)
     assert fast.baseline == ref.baseline == evaluate(model, x, y)["accuracy"]

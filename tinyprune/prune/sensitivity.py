@@ -353,7 +353,7 @@ def _split_at(work, layer_name):
 
 def sensitivity_scan(model, X_val, y_val, *, layers=None, ratios=DEFAULT_RATIOS, criterion="l1",
                      granularity="element", p=None, rng=None, vector_size=None,
-                     batch_size=1000) -> SensitivityResult:
+                     batch_size=1000, fast=True) -> SensitivityResult:
     r"""Validation accuracy with one layer pruned at a time, for every layer and ratio.
 
     For each layer :math:`L_i` in ``layers`` and each :math:`r` in ``ratios``, only :math:`L_i` is
@@ -381,6 +381,8 @@ def sensitivity_scan(model, X_val, y_val, *, layers=None, ratios=DEFAULT_RATIOS,
         each layer so that each layer's points are reproducible on their own.
     batch_size : int
         Samples per forward pass.
+    fast : bool
+        False runs the reference :func:`sensitivity_scan_naive` instead (same result).
 
     Returns
     -------
@@ -396,6 +398,10 @@ def sensitivity_scan(model, X_val, y_val, *, layers=None, ratios=DEFAULT_RATIOS,
     >>> res.accuracy.shape
     (3, 3)
     """
+    if not fast:
+        return sensitivity_scan_naive(model, X_val, y_val, layers=layers, ratios=ratios,
+                                      criterion=criterion, granularity=granularity, p=p, rng=rng,
+                                      vector_size=vector_size, batch_size=batch_size)
     names, ratios, batch_size = _check_scan_args(model, X_val, y_val, layers, ratios, batch_size)
     kw = {"criterion": criterion, "granularity": granularity, "p": p, "rng": rng,
           "vector_size": vector_size}
