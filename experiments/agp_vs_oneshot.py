@@ -19,7 +19,7 @@ def main():
     args = parse_args(__doc__)
     data = load(args.quick)
     x_te, y_te = data[4], data[5]
-    epochs, finetune = (3, 2) if args.quick else (6, 3)
+    epochs, finetune = (3, 2) if args.quick else (10, 5)
     steps = finetune * -(-data[0].shape[0] // 128)
     n_prune = 10
     dt = max(1, (2 * steps // 3) // n_prune)

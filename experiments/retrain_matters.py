@@ -29,7 +29,7 @@ def main():
     args = parse_args(__doc__)
     data = load(args.quick)
     x_te, y_te = data[4], data[5]
-    epochs, retrain = (3, 1) if args.quick else (6, 2)
+    epochs, retrain = (3, 1) if args.quick else (10, 3)
     rows = {"dense": [], "pruned_no_retrain": [], "pruned_retrained": [], "dense_epochs_E": []}
     kept = None
     for seed in args.seeds:
