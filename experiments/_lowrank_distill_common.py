@@ -5,13 +5,12 @@ Contract of every experiment: ``python experiments/<name>.py [--quick] [--json]`
 object (with ``--json``; a short text summary otherwise) holding ``claim``, ``target``,
 ``measured`` (with the seeds) and ``met``. ``--quick`` runs in under a minute on the embedded
 Fashion-MNIST subset (a smoke run: its numbers are not evidence); the full run uses the full
-Fashion-MNIST and writes its row to ``experiments/RESULTS_lowrank_distill.md``.
+Fashion-MNIST and writes its row to ``experiments/RESULTS.md``.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import statistics
@@ -27,9 +26,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", os.environ["OMP_NUM_THREADS"])
 import numpy as np  # noqa: E402 - after the thread settings
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "RESULTS_lowrank_distill.md"
-_HEADER = ("| experiment | claim | target | measured | met | run |\n"
-           "|---|---|---|---|---|---|\n")
+_T0 = time.perf_counter()
 
 
 def parse_args(description: str) -> argparse.Namespace:
@@ -113,18 +110,12 @@ def report(name: str, result: dict, *, as_json: bool, quick: bool, row: str) -> 
 
 
 def write_row(name: str, result: dict, measured: str) -> None:
-    """Replace (or add) the row of ``name`` in RESULTS_lowrank_distill.md."""
-    lines = RESULTS.read_text().splitlines(keepends=True) if RESULTS.exists() else []
-    if not lines:
-        lines = ["# Results: low-rank factorization and distillation experiments\n", "\n",
-                 "Written by the full runs (`python experiments/<name>.py`), one row each.\n",
-                 "\n", *_HEADER.splitlines(keepends=True)]
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    cells = [name, result["claim"], result["target"], measured,
-             "yes" if result["met"] else "no", stamp]
-    new = "| " + " | ".join(str(c).replace("|", "/").replace("\n", " ") for c in cells) + " |\n"
-    lines = [ln for ln in lines if not ln.startswith(f"| {name} |")] + [new]
-    RESULTS.write_text("".join(lines))
+    """Replace (or add) the row of ``name`` in experiments/RESULTS.md (the shared table)."""
+    import _common  # experiments/_common.py: one results table for every experiment
+
+    seconds = result.get("seconds", time.perf_counter() - _T0)
+    _common.write_row(name, result["claim"], result["target"], measured, result["met"],
+                      result.get("seeds", [0]), seconds)
 
 
 def fail(message: str) -> None:
