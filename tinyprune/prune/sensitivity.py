@@ -336,7 +336,7 @@ def sensitivity_scan_naive(model, X_val, y_val, *, layers=None, ratios=DEFAULT_R
 
 def _split_at(work, layer_name):
     """Two Sequentials sharing ``work``'s modules: the layers before ``layer_name`` and the rest
-    (same fusion and chunking settings, so each runs exactly as inside ``work``)."""
+    (same ``fast`` and chunking settings, so each runs exactly as inside ``work``)."""
     items = list(work.layers.items())
     i = [ln for ln, _ in items].index(layer_name)
     parts = []
@@ -344,8 +344,7 @@ def _split_at(work, layer_name):
         if not chunk:
             parts.append(None)
             continue
-        seq = Sequential(chunk, name=work.name)
-        seq.fuse_conv_pool, seq.fuse_relu_pool = work.fuse_conv_pool, work.fuse_relu_pool
+        seq = Sequential(chunk, name=work.name, fast=work.fast)
         seq.inference_chunk = work.inference_chunk
         parts.append(seq)
     return parts
