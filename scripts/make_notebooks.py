@@ -244,6 +244,32 @@ ax[1].set_title("ms per 256 images")
 fig.tight_layout()
 plt.show()
 """),
+        md("""
+## The engine's reference path
+
+Everything above ran on the engine's fast path (chunked, channels-last kernels; a convolution
+fused with the max-pool that follows it). `model.fast = False` switches to the reference path:
+every layer, in the listed order, runs the formula of the slides from `tinyprune.nn.functional`,
+for instance a convolution is `im2col(x) @ W.reshape(C_out, -1).T + b`. Both give the same logits
+up to float rounding; the reference is the one to read and to step through, the fast one the one
+to train with.
+"""),
+        code("""
+from tinyprune.nn.functional import conv2d_forward
+from tinyprune.nn.im2col import im2col
+
+conv1 = thin["conv1"]
+w, b = conv1.params["weight"], conv1.params["bias"]
+cols = im2col(x[:2], (3, 3), stride=1, padding=0)          # (2*26*26, 1*3*3)
+by_hand = (cols @ w.reshape(w.shape[0], -1).T + b).reshape(2, 26, 26, -1).transpose(0, 3, 1, 2)
+out, _ = conv2d_forward(x[:2], w, b)                        # the reference kernel
+print("conv1 by hand == reference kernel:", np.allclose(by_hand, out, atol=1e-6))
+
+ref = thin.copy()
+ref.fast = False
+print("max |fast - reference| logits:", float(np.abs(thin.forward(x) - ref.forward(x)).max()))
+print(f"256 images: fast {median_ms(thin):.1f} ms, reference {median_ms(ref):.1f} ms")
+"""),
     ]
     nb = nbf.v4.new_notebook()
     nb.cells = cells

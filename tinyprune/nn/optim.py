@@ -19,25 +19,9 @@ import numbers
 import numpy as np
 
 from .masks import check_masks, zero_pruned_
-from .validation import FLOAT_DTYPES
+from .validation import FLOAT_DTYPES, check_real
 
 __all__ = ["SGD", "Adam", "CosineAnnealingLR", "LRScheduler", "Optimizer", "StepLR"]
-
-
-def _check_real(value, name, *, minimum=None, below=None, at_most=None):
-    """Return ``value`` as float, checking type, finiteness and the given bounds."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a real number, got {value!r} ({type(value).__name__})")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name}: expected a finite number, got {value}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name}: expected a value >= {minimum}, got {value}")
-    if below is not None and value >= below:
-        raise ValueError(f"{name}: expected a value < {below}, got {value}")
-    if at_most is not None and value > at_most:
-        raise ValueError(f"{name}: expected a value <= {at_most}, got {value}")
-    return value
 
 
 class Optimizer:
@@ -88,7 +72,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value):
-        self._lr = _check_real(value, f"{type(self).__name__}: lr", minimum=0.0)
+        self._lr = check_real(value, f"{type(self).__name__}: lr", minimum=0.0)
 
     def _check_grads(self, grads):
         if not isinstance(grads, dict):
@@ -210,9 +194,10 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
         super().__init__(params, lr)
-        self.momentum = _check_real(momentum, "SGD: momentum", minimum=0.0, below=1.0)
-        self.dampening = _check_real(dampening, "SGD: dampening", minimum=0.0, at_most=1.0)
-        self.weight_decay = _check_real(weight_decay, "SGD: weight_decay", minimum=0.0)
+        self.momentum = check_real(momentum, "SGD: momentum", minimum=0.0, maximum=1.0,
+                                   exclusive_maximum=True)
+        self.dampening = check_real(dampening, "SGD: dampening", minimum=0.0, maximum=1.0)
+        self.weight_decay = check_real(weight_decay, "SGD: weight_decay", minimum=0.0)
         if not isinstance(nesterov, (bool, np.bool_)):
             raise TypeError(f"SGD: nesterov: expected a bool, got {nesterov!r}")
         if nesterov and (self.momentum == 0.0 or self.dampening != 0.0):
@@ -277,10 +262,10 @@ class Adam(Optimizer):
         super().__init__(params, lr)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"Adam: betas: expected a pair (beta1, beta2), got {betas!r}")
-        self.betas = (_check_real(betas[0], "Adam: betas[0]", minimum=0.0, below=1.0),
-                      _check_real(betas[1], "Adam: betas[1]", minimum=0.0, below=1.0))
-        self.eps = _check_real(eps, "Adam: eps", minimum=0.0)
-        self.weight_decay = _check_real(weight_decay, "Adam: weight_decay", minimum=0.0)
+        self.betas = tuple(check_real(beta, f"Adam: betas[{i}]", minimum=0.0, maximum=1.0,
+                                      exclusive_maximum=True) for i, beta in enumerate(betas))
+        self.eps = check_real(eps, "Adam: eps", minimum=0.0)
+        self.weight_decay = check_real(weight_decay, "Adam: weight_decay", minimum=0.0)
 
     def check_masks(self, masks) -> None:
         """As :meth:`Optimizer.check_masks`; also refuses ``eps == 0`` with any mask: a pruned
@@ -367,7 +352,7 @@ class StepLR(LRScheduler):
         if step_size < 1:
             raise ValueError(f"StepLR: step_size: expected an integer >= 1, got {step_size}")
         self.step_size = int(step_size)
-        self.gamma = _check_real(gamma, "StepLR: gamma", minimum=0.0)
+        self.gamma = check_real(gamma, "StepLR: gamma", minimum=0.0)
 
     def get_lr(self) -> float:
         return self.base_lr * self.gamma ** (self.last_epoch // self.step_size)
@@ -399,7 +384,7 @@ class CosineAnnealingLR(LRScheduler):
         if T_max < 1:
             raise ValueError(f"CosineAnnealingLR: T_max: expected an integer >= 1, got {T_max}")
         self.T_max = int(T_max)
-        self.eta_min = _check_real(eta_min, "CosineAnnealingLR: eta_min", minimum=0.0)
+        self.eta_min = check_real(eta_min, "CosineAnnealingLR: eta_min", minimum=0.0)
 
     def get_lr(self) -> float:
         cos = math.cos(math.pi * self.last_epoch / self.T_max)
