@@ -278,12 +278,125 @@ print(f"256 images: fast {median_ms(thin):.1f} ms, reference {median_ms(ref):.1f
     return nb
 
 
+def ratios_and_schedules_notebook():
+    cells = [
+        md("""
+# How many weights, and when? Sensitivity analysis, pruning schedules, lottery tickets
+
+The lecture's sections *Finding pruning ratios* and *When to prune?*, on the embedded
+Fashion-MNIST subset (about a minute on a laptop CPU).
+
+1. **Sensitivity analysis**: prune one layer at a time at ratios r = 0, 0.1, ..., 0.9 and record
+   the accuracy drop; pick a threshold T and give each layer the largest ratio whose drop is at
+   most T, with T chosen so that the whole network reaches a target pruning rate.
+2. **Schedules**: one-shot (prune, then fine-tune) against automated gradual pruning (Zhu & Gupta
+   2017), which raises the sparsity along a cubic curve while training.
+3. **Lottery tickets** (Frankle & Carbin 2018): train, prune 20% of what remains, *reset* the
+   survivors to their initial values and retrain; compare with the same masks and a fresh
+   initialisation.
+
+Every choice is made on a **validation split** carved from the training images, never on the
+test set: the test accuracy must stay an honest estimate of the final model.
+"""),
+        code("""
+import numpy as np
+import matplotlib.pyplot as plt
+
+from tinyprune.datasets import load_dataset
+from tinyprune.nn import lecture_net, lenet_300_100
+from tinyprune.nn.optim import SGD
+from tinyprune.nn.train import evaluate, fit
+from tinyprune.prune import (AGP, OneShot, apply_ratios, format_sensitivity, lottery_ticket,
+                             plot_sensitivity, sensitivity_scan, validation_split)
+from tinyprune.prune.masked import set_masks_
+
+data = load_dataset("fashion-mnist-small", normalize=True)
+x_tr, y_tr, x_val, y_val = validation_split(data.x_train, data.y_train, 0.2, rng=0)
+print("train", x_tr.shape, "validation", x_val.shape, "test", data.x_test.shape)
+"""),
+        md("""
+## 1. Sensitivity analysis of the lecture's network
+
+The lecture net is trained for one epoch (with a progress bar), then each of its four layers is
+pruned alone by L1 magnitude. The scan reuses the activations below the pruned layer, so the
+40 evaluations take seconds.
+"""),
+        code("""
+net = lecture_net(seed=0)
+fit(net, x_tr, y_tr, optimizer=SGD(net.params, lr=0.02, momentum=0.9), epochs=1,
+    batch_size=32, rng=0)
+print(f"validation accuracy: {evaluate(net, x_val, y_val)['accuracy']:.2%}")
+scan = sensitivity_scan(net, x_val[:600], y_val[:600])
+chosen = scan.choose(0.8)  # the smallest T that prunes 80% of all weights
+print(format_sensitivity(chosen))
+fig = plot_sensitivity(chosen)
+plt.show()
+"""),
+        code("""
+pruned = net.copy()
+set_masks_(pruned, apply_ratios(pruned, chosen.chosen))  # {layer: ratio}
+kept = sum(int(m.sum()) for m in pruned.masks.values())
+total = sum(m.size for m in pruned.masks.values())
+print(f"weights kept: {kept:,} of {total:,} ({kept / total:.1%})")
+print(f"validation accuracy after pruning, before fine-tuning: "
+      f"{evaluate(pruned, x_val, y_val)['accuracy']:.2%}")
+"""),
+        md("""
+## 2. One-shot against gradual pruning (AGP)
+
+LeNet-300-100 is trained for two epochs, then pruned to 90% in every layer in two ways, with the
+same number of fine-tuning steps: one-shot at the start, or AGP, which prunes every `dt` steps
+along s_t = s_f + (s_i - s_f)(1 - (t - t0) / (n dt))^3.
+"""),
+        code("""
+dense = lenet_300_100(seed=0)
+fit(dense, x_tr, y_tr, optimizer=SGD(dense.params, lr=0.05, momentum=0.9), epochs=2, rng=0,
+    progress=False)
+layers = ["fc1.weight", "fc2.weight", "fc3.weight"]
+steps = -(-x_tr.shape[0] // 64)  # steps per epoch at batch size 64
+results = {}
+for name, schedule in [("one-shot", OneShot(0.9, targets=layers)),
+                       ("AGP", AGP(0.9, n=10, dt=steps // 10, targets=layers))]:
+    m = dense.copy()
+    fit(m, x_tr, y_tr, optimizer=SGD(m.params, lr=0.005, momentum=0.9), epochs=2, rng=1,
+        callbacks=[schedule], progress=False)
+    results[name] = evaluate(m, x_val, y_val)["accuracy"]
+    print(f"{name:9s} validation accuracy at 90% sparsity: {results[name]:.2%}")
+
+agp = AGP(0.9, n=10, dt=steps // 10, targets=layers)
+t = np.arange(0, 2 * steps)
+plt.figure(figsize=(5, 3))
+plt.plot(t, [agp.sparsity_at(int(i)) for i in t])
+plt.xlabel("optimizer step"); plt.ylabel("target sparsity"); plt.title("AGP schedule")
+plt.show()
+"""),
+        md("""
+## 3. Lottery tickets
+
+Three rounds of iterative magnitude pruning (20% of the remaining weights per round, 10% for the
+output layer), each followed by a *reset* of the survivors to their initial values; the control
+keeps the same masks but draws a new initialisation.
+"""),
+        code("""
+res = lottery_ticket(lenet_300_100(seed=0), x_tr, y_tr, x_val, y_val, data.x_test, data.y_test,
+                     rounds=3, epochs=1, seed=0, controls=("reinit",))
+print(res.format())
+"""),
+    ]
+    nb = nbf.v4.new_notebook()
+    nb.cells = cells
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    return nb
+
+
 if __name__ == "__main__":
     import sys
 
     (ROOT / "notebooks").mkdir(exist_ok=True)
     for name, make in (("01_pruning_granularity.ipynb", pruning_notebook),
-                       ("02_criteria_and_thinning.ipynb", criteria_notebook)):
+                       ("02_criteria_and_thinning.ipynb", criteria_notebook),
+                       ("03_ratios_and_schedules.ipynb", ratios_and_schedules_notebook)):
         nb = make()
         if "--execute" in sys.argv:  # store outputs (figures) so the notebook reads well as is
             from nbclient import NotebookClient
