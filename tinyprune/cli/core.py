@@ -1,231 +1,59 @@
-"""The ``tinyprune`` command line: train, evaluate, prune, report, list datasets.
-
-Examples
---------
-::
-
-    tinyprune train --model lecture-net --epochs 1 --out model.npz
-    tinyprune eval model.npz --json
-    tinyprune prune model.npz --criterion l1 --granularity channel --sparsity 0.5 \\
-        --finetune-epochs 1 --out pruned.npz --physical
-    tinyprune prune model.npz --granularity nm --n-pruned 2 --m 4 --out nm.npz
-    tinyprune report pruned.npz
-    tinyprune datasets
-
-Every bad argument is a one-line error on stderr naming the argument, with exit status 2, before
-any work is done or any file is written; a flag that would have no effect is an error too.
-"""
+"""``tinyprune train | eval | prune | report | datasets``: training, evaluation, pruning, the
+sparsity report and the datasets' status."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import os
-import sys
 import time
 
 import numpy as np
 
-from .datasets import DATASET_NAMES, dataset_status, format_dataset_status, load_dataset
-from .datasets.embedded import SUBSET_NAME
-from .nn.checkpoint import load_checkpoint, save_checkpoint
-from .nn.models import MODELS, build_model
-from .nn.optim import SGD, Adam
-from .nn.train import TrainingDivergedError, evaluate, fit
-from .prune import CRITERIA, GRANULARITIES, prune_model
-from .prune.masked import set_masks_
-from .prune.nm import check_nm
-from .prune.select import RELATIVE_TO
-from .prune.thinning import removable_units, thin_model
-from .report import COLUMNS, format_report, sparsity_report
-
-DEFAULT_DATASET = SUBSET_NAME
-DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3}
-TRAIN_DEFAULTS = {"batch_size": 64, "optimizer": "sgd", "weight_decay": 0.0}
-PRUNE_DEFAULTS = {"sparsity": 0.5, "relative_to": "remaining", "n_pruned": 2, "m": 4}
-"""Defaults of the options whose default is resolved after parsing (so that giving an option
-that would have no effect can be detected and refused). ``relative_to`` is the library's default
-(:func:`tinyprune.prune.select.prune_weight`)."""
-
-
-CHECKPOINT_HELP = "a checkpoint (.npz) written by tinyprune train or tinyprune prune"
-
-
-class CLIError(Exception):
-    """A user-facing error: printed on one line without a traceback, exit status 2."""
-
-
-# ------------------------------------------------------------------------ argument types
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if math.isnan(value):
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
-    return value
+from ..datasets import dataset_status, format_dataset_status
+from ..nn.models import MODELS, build_model
+from ..nn.train import evaluate
+from ..prune import CRITERIA, GRANULARITIES, prune_model
+from ..prune.masked import set_masks_
+from ..prune.nm import check_nm
+from ..prune.select import RELATIVE_TO
+from ..prune.thinning import removable_units, thin_model
+from ..report import COLUMNS, format_report, sparsity_report
+from .common import (
+    CHECKPOINT_HELP,
+    DEFAULT_DATASET,
+    PRUNE_DEFAULTS,
+    TRAIN_DEFAULTS,
+    CLIError,
+    accuracy,
+    add_common_options,
+    check_out,
+    emit,
+    fit_model,
+    fraction,
+    given,
+    int_at_least,
+    load_ckpt,
+    load_data,
+    norm_order,
+    refuse_renamed_n,
+    refuse_training_flags,
+    resolve,
+    save,
+)
 
 
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-
-
-def int_at_least(minimum: int):
-    """argparse type: an int ``>= minimum``."""
-    def parse(text):
-        value = _integer(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
-        return value
-    parse.__name__ = f"int>={minimum}"
-    return parse
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite float ``> 0``."""
-    value = _number(text)
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
-    return value
-
-
-def nonnegative_float(text: str) -> float:
-    """argparse type: a finite float ``>= 0``."""
-    value = _number(text)
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
-    return value
-
-
-def fraction(text: str) -> float:
-    """argparse type: a float in ``[0, 1]``."""
-    value = _number(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1], got {text}")
-    return value
-
-
-def norm_order(text: str) -> float:
-    """argparse type: a norm order ``p > 0`` (``inf`` allowed)."""
-    value = _number(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0 or inf, got {text}")
-    return value
-
-
-# ------------------------------------------------------------------------------- helpers
-def _emit(args, payload: dict, text: str) -> None:
-    if args.json:
-        print(json.dumps(payload, indent=2, default=str))
-    else:
-        print(text)
-
-
-def _given(args, name: str) -> bool:
-    """Whether the option was given on the command line (its parsed default is None)."""
-    return getattr(args, name, None) is not None
-
-
-def _resolve(args, defaults: dict) -> None:
-    for name, value in defaults.items():
-        if getattr(args, name, None) is None:
-            setattr(args, name, value)
-
-
-def _check_out(path: str | None) -> None:
-    """Refuse an output path that cannot be written, before any work is done."""
-    if path is None:
-        return
-    if os.path.isdir(path):
-        raise CLIError(f"--out: {path!r} is a directory; give a file name such as "
-                       f"{os.path.join(path, 'model.npz')!r}")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise CLIError(f"--out: the folder {folder!r} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise CLIError(f"--out: the folder {folder!r} is not writable")
-
-
-def _save(path, model, **kwargs) -> None:
-    try:
-        save_checkpoint(path, model, **kwargs)
-    except OSError as exc:
-        raise CLIError(f"--out: cannot write {path!r}: {exc.strerror or exc}") from None
-
-
-def _load_data(args, name: str, *, normalize: bool = True):
-    if args.root is not None and not os.path.isdir(args.root):
-        raise CLIError(f"--root: the folder {args.root!r} does not exist")
-    if name == SUBSET_NAME:
-        for flag, value in (("--root", args.root), ("--download", args.download)):
-            if value:
-                raise CLIError(f"{flag}: the dataset {SUBSET_NAME} is embedded in the package "
-                               f"(no files to find or download); {flag} applies to "
-                               f"mnist / fashion-mnist")
-    try:
-        return load_dataset(name, root=args.root, download=args.download, normalize=normalize)
-    except (FileNotFoundError, OSError, RuntimeError, ValueError) as exc:
-        raise CLIError(getattr(exc, "cli_message", str(exc))) from None
-
-
-def _load_ckpt(path: str):
-    try:
-        ckpt = load_checkpoint(path)
-    except (OSError, ValueError) as exc:
-        raise CLIError(str(exc)) from None
-    ckpt.model.masks = dict(ckpt.masks)
-    return ckpt
-
-
-def _make_optimizer(args, model):
-    lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
-    if args.optimizer == "adam":
-        return Adam(model.params, lr=lr, weight_decay=args.weight_decay)
-    return SGD(model.params, lr=lr, momentum=0.9, weight_decay=args.weight_decay)
-
-
-def _fit(args, model, data, epochs):
-    progress = not args.json and args.progress
-    try:
-        # overflow on the way to NaN is detected and reported as one line by fit
-        with np.errstate(over="ignore", invalid="ignore"):
-            return fit(model, data.x_train, data.y_train, optimizer=_make_optimizer(args, model),
-                       epochs=epochs, batch_size=args.batch_size, rng=args.seed,
-                       progress=progress)
-    except TrainingDivergedError as exc:
-        if progress:
-            print(file=sys.stderr)  # end the progress bar's line
-        raise CLIError(f"--lr: {exc}; nothing was saved") from None
-
-
-def _accuracy(model, data) -> float:
-    return float(evaluate(model, data.x_test, data.y_test)["accuracy"])
-
-
-def _refuse_renamed_n(args) -> None:
-    if args.old_n is not None:
-        raise CLIError("--n: renamed --n-pruned (the weights pruned in each group of --m "
-                       "consecutive weights; 2:4 is --n-pruned 2 --m 4)")
-
-
-# ------------------------------------------------------------------------------ commands
 def cmd_train(args) -> int:
-    _check_out(args.out)
-    _resolve(args, TRAIN_DEFAULTS)
-    data = _load_data(args, args.dataset, normalize=args.normalize)
+    check_out(args.out)
+    resolve(args, TRAIN_DEFAULTS)
+    data = load_data(args, args.dataset, normalize=args.normalize)
     model = build_model(args.model, seed=args.seed)
     t0 = time.perf_counter()
-    hist = _fit(args, model, data, args.epochs)
+    hist = fit_model(args, model, data, args.epochs)
     seconds = time.perf_counter() - t0
     test = evaluate(model, data.x_test, data.y_test)
     meta = {"dataset": data.name, "model": args.model, "epochs": args.epochs,
             "test_accuracy": float(test["accuracy"]), "seed": args.seed,
             "normalize": args.normalize}
-    _save(args.out, model, metadata=meta)
+    save(args.out, model, metadata=meta)
     payload = {"command": "train", "out": args.out, "train_loss": list(map(float, hist.loss)),
                "train_accuracy": list(map(float, hist.accuracy)),
                "test_loss": float(test["loss"]), "test_accuracy": float(test["accuracy"]),
@@ -234,18 +62,18 @@ def cmd_train(args) -> int:
             f"train loss {hist.loss[-1]:.4f}  train acc {hist.accuracy[-1]:.2%}\n"
             f"test  loss {test['loss']:.4f}  test  acc {test['accuracy']:.2%}\n"
             f"saved {args.out}")
-    _emit(args, payload, text)
+    emit(args, payload, text)
     return 0
 
 
 def cmd_eval(args) -> int:
-    ckpt = _load_ckpt(args.checkpoint)
+    ckpt = load_ckpt(args.checkpoint)
     name = args.dataset or ckpt.metadata.get("dataset", DEFAULT_DATASET)
-    data = _load_data(args, name, normalize=bool(ckpt.metadata.get("normalize", True)))
+    data = load_data(args, name, normalize=bool(ckpt.metadata.get("normalize", True)))
     res = evaluate(ckpt.model, data.x_test, data.y_test)
     payload = {"command": "eval", "checkpoint": args.checkpoint, "dataset": data.name,
                "test_loss": float(res["loss"]), "test_accuracy": float(res["accuracy"])}
-    _emit(args, payload, f"{args.checkpoint} on {data.name}: test loss {res['loss']:.4f}, "
+    emit(args, payload, f"{args.checkpoint} on {data.name}: test loss {res['loss']:.4f}, "
                          f"test accuracy {res['accuracy']:.2%}")
     return 0
 
@@ -287,11 +115,11 @@ def _prune_targets(model, args) -> list[str]:
 
 def _check_prune_flags(args) -> None:
     """Refuse combinations in which a flag would do nothing or something else than it says."""
-    _refuse_renamed_n(args)
+    refuse_renamed_n(args)
     nm = args.granularity == "nm"
     if nm:
         for flag, name in (("--sparsity", "sparsity"), ("--relative-to", "relative_to")):
-            if _given(args, name):
+            if given(args, name):
                 raise CLIError(f"{flag}: not used with --granularity nm (the pattern is "
                                f"--n-pruned of every --m weights)")
         if args.global_:
@@ -299,7 +127,7 @@ def _check_prune_flags(args) -> None:
                            "rank globally; drop --global")
     else:
         for flag, name in (("--n-pruned", "n_pruned"), ("--m", "m")):
-            if _given(args, name):
+            if given(args, name):
                 raise CLIError(f"{flag}: only used with --granularity nm, got --granularity "
                                f"{args.granularity}")
     if args.criterion == "lp" and args.p is None:
@@ -310,11 +138,8 @@ def _check_prune_flags(args) -> None:
         raise CLIError(f"--physical: removes whole output channels / neurons, which only "
                        f"--granularity channel prunes; got --granularity {args.granularity}")
     if args.finetune_epochs == 0:
-        for flag, name in (("--lr", "lr"), ("--optimizer", "optimizer"),
-                           ("--weight-decay", "weight_decay"), ("--batch-size", "batch_size")):
-            if _given(args, name):
-                raise CLIError(f"{flag}: only used for fine-tuning, but --finetune-epochs is 0")
-    _resolve(args, {**TRAIN_DEFAULTS, **PRUNE_DEFAULTS})
+        refuse_training_flags(args, "--finetune-epochs")
+    resolve(args, {**TRAIN_DEFAULTS, **PRUNE_DEFAULTS})
     if nm:
         try:
             check_nm(args.n_pruned, args.m)
@@ -333,13 +158,13 @@ def _check_thinnable(model, masks, args) -> None:
 
 def cmd_prune(args) -> int:
     _check_prune_flags(args)
-    _check_out(args.out)
-    ckpt = _load_ckpt(args.checkpoint)
+    check_out(args.out)
+    ckpt = load_ckpt(args.checkpoint)
     model = ckpt.model
     targets = _prune_targets(model, args)
     name = args.dataset or ckpt.metadata.get("dataset", DEFAULT_DATASET)
-    data = _load_data(args, name, normalize=bool(ckpt.metadata.get("normalize", True)))
-    acc_before = _accuracy(model, data)
+    data = load_data(args, name, normalize=bool(ckpt.metadata.get("normalize", True)))
+    acc_before = accuracy(model, data)
     nm = args.granularity == "nm"
     try:
         masks = prune_model(model, targets, amount=None if nm else args.sparsity,
@@ -353,11 +178,11 @@ def cmd_prune(args) -> int:
     set_masks_(model, masks)
     if args.physical:
         _check_thinnable(model, model.masks, args)
-    acc_pruned = _accuracy(model, data)
+    acc_pruned = accuracy(model, data)
     acc_finetuned = None
     if args.finetune_epochs > 0:
-        _fit(args, model, data, args.finetune_epochs)
-        acc_finetuned = _accuracy(model, data)
+        fit_model(args, model, data, args.finetune_epochs)
+        acc_finetuned = accuracy(model, data)
     pattern = {"n_pruned": args.n_pruned, "m": args.m} if nm else {}
     report = sparsity_report(model, **pattern)
     meta = dict(ckpt.metadata)
@@ -374,14 +199,14 @@ def cmd_prune(args) -> int:
             thin, kept = thin_model(model)
         except ValueError as exc:
             raise CLIError(f"--physical: {exc}") from None
-        acc_thin = _accuracy(thin, data)
+        acc_thin = accuracy(thin, data)
         physical = {"params_before": model.num_parameters(), "params_after": thin.num_parameters(),
                     "kept_units": {k: int(v.size) for k, v in kept.items()},
                     "test_accuracy": acc_thin}
         out_model = thin
         meta["physical"] = physical
     if args.out:
-        _save(args.out, out_model, masks=out_model.masks, metadata=meta)
+        save(args.out, out_model, masks=out_model.masks, metadata=meta)
     payload = {"command": "prune", "targets": targets, "accuracy_before": acc_before,
                "accuracy_pruned": acc_pruned, "accuracy_finetuned": acc_finetuned,
                "report": report, "physical": physical, "out": args.out}
@@ -401,7 +226,7 @@ def cmd_prune(args) -> int:
                      f"{physical['kept_units']}, accuracy {physical['test_accuracy']:.2%}")
     if args.out:
         lines.append(f"saved {args.out}")
-    _emit(args, payload, "\n".join(lines))
+    emit(args, payload, "\n".join(lines))
     return 0
 
 
@@ -425,79 +250,25 @@ def _report_pattern(args, metadata) -> tuple[int, int]:
 
 
 def cmd_report(args) -> int:
-    _refuse_renamed_n(args)
-    ckpt = _load_ckpt(args.checkpoint)
+    refuse_renamed_n(args)
+    ckpt = load_ckpt(args.checkpoint)
     n_pruned, m = _report_pattern(args, ckpt.metadata)
     try:
         report = sparsity_report(ckpt.model, n_pruned=n_pruned, m=m)
     except ValueError as exc:
         raise CLIError(f"{args.checkpoint}: {exc}") from None
-    _emit(args, report, format_report(report))
+    emit(args, report, format_report(report))
     return 0
 
 
 def cmd_datasets(args) -> int:
     rows = dataset_status(cli=True)
-    _emit(args, rows, format_dataset_status(rows))
+    emit(args, rows, format_dataset_status(rows))
     return 0
 
 
-# -------------------------------------------------------------------------------- parser
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows each option's default (unless None/False or already in the help text) and keeps
-    the line breaks of descriptions and epilogs (the report's column legend)."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        if (action.default is None or action.default is argparse.SUPPRESS or action.nargs == 0
-                or "default" in text):
-            return text
-        return super()._get_help_string(action)
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr (exit status 2)."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="tinyprune", description=__doc__.split("\n")[0], formatter_class=_Formatter,
-                allow_abbrev=False)
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    def add(name, **kw):
-        return sub.add_parser(name, formatter_class=_Formatter, allow_abbrev=False, **kw)
-
-    def common(sp, data=True, train=False):
-        sp.add_argument("--json", action="store_true", help="machine-readable output")
-        if data:
-            sp.add_argument("--dataset", default=DEFAULT_DATASET if train else None,
-                            choices=DATASET_NAMES,
-                            help=("dataset" if train else
-                                  f"dataset (default: the one recorded in the checkpoint, else "
-                                  f"{DEFAULT_DATASET})"))
-            sp.add_argument("--root", default=None, metavar="FOLDER",
-                            help="folder holding the dataset's IDX files (mnist / "
-                                 "fashion-mnist; searched first)")
-            sp.add_argument("--download", action="store_true",
-                            help="allow downloading mnist / fashion-mnist if not found locally")
-        if train:
-            sp.add_argument("--batch-size", type=int_at_least(1), default=None,
-                            help=f"mini-batch size (default: {TRAIN_DEFAULTS['batch_size']})")
-            sp.add_argument("--optimizer", choices=("sgd", "adam"), default=None,
-                            help="sgd (momentum 0.9) or adam (default: sgd)")
-            sp.add_argument("--lr", type=positive_float, default=None,
-                            help=f"learning rate (default: {DEFAULT_LR['sgd']} for sgd, "
-                                 f"{DEFAULT_LR['adam']} for adam)")
-            sp.add_argument("--weight-decay", type=nonnegative_float, default=None,
-                            help="L2 weight decay (default: 0)")
-            sp.add_argument("--seed", type=int_at_least(0), default=0,
-                            help="seed of the initialisation, the shuffling and random criteria")
-            sp.add_argument("--no-progress", dest="progress", action="store_false",
-                            help="no progress bar")
-
+def register(add) -> None:
+    """Add the commands' parsers (``add(name, **kw)`` makes a sub-parser)."""
     t = add("train", help="train a zoo model and save a checkpoint")
     t.add_argument("--model", choices=sorted(MODELS), default="lecture-net",
                    help="architecture from the model zoo")
@@ -505,12 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="checkpoint path (.npz)")
     t.add_argument("--no-normalize", dest="normalize", action="store_false",
                    help="feed raw [0, 1] pixels instead of standardised ones")
-    common(t, train=True)
+    add_common_options(t, train=True)
     t.set_defaults(func=cmd_train)
 
     e = add("eval", help="evaluate a checkpoint on a dataset's test split")
     e.add_argument("checkpoint", help=CHECKPOINT_HELP)
-    common(e)
+    add_common_options(e)
     e.set_defaults(func=cmd_eval)
 
     pr = add("prune", help="prune a checkpoint, fine-tune, report, save",
@@ -549,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="remove pruned channels/neurons and save the smaller dense model "
                          "(--granularity channel only)")
     pr.add_argument("--out", default=None, help="where to save the pruned checkpoint (.npz)")
-    common(pr, train=True)
+    add_common_options(pr, train=True)
     pr.set_defaults(dataset=None, func=cmd_prune)
 
     r = add("report", help="sparsity report of a checkpoint",
@@ -562,30 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--m", type=int_at_least(1), default=None,
                    help="N:M pattern to check: group size (default: the checkpoint's, else 4)")
     r.add_argument("--n", dest="old_n", default=None, help=argparse.SUPPRESS)
-    common(r, data=False)
+    add_common_options(r, data=False)
     r.set_defaults(func=cmd_report)
 
     d = add("datasets", help="where each dataset is, sizes and checksums")
-    common(d, data=False)
+    add_common_options(d, data=False)
     d.set_defaults(func=cmd_datasets)
-    return p
-
-
-def main(argv=None) -> int:
-    """Run the command line; returns the exit status (0 ok, 2 bad arguments or input)."""
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # --help (0) or a bad argument (2, one line already printed)
-        return exc.code if isinstance(exc.code, int) else 2
-    try:
-        return args.func(args)
-    except CLIError as exc:
-        print(f"tinyprune {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # e.g. `tinyprune report m.npz | head`: stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,0 +1,73 @@
+"""The ``tinyprune`` command line: train, evaluate, prune, quantize, compress, factorize, distil,
+report, grade, list datasets.
+
+Examples
+--------
+::
+
+    tinyprune train --model lecture-net --epochs 1 --out model.npz
+    tinyprune eval model.npz --json
+    tinyprune prune model.npz --criterion l1 --granularity channel --sparsity 0.5 \\
+        --finetune-epochs 1 --out pruned.npz --physical
+    tinyprune prune model.npz --granularity nm --n-pruned 2 --m 4 --out nm.npz
+    tinyprune report pruned.npz
+    tinyprune datasets
+
+Every bad argument is a one-line error on stderr naming the argument, with exit status 2, before
+any work is done or any file is written; a flag that would have no effect is an error too.
+
+One module per command group: :mod:`.core` (train, eval, prune, report, datasets); shared
+argument types and helpers in :mod:`.common`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from . import core
+from .common import (
+    DEFAULT_DATASET,
+    DEFAULT_LR,
+    PRUNE_DEFAULTS,
+    TRAIN_DEFAULTS,
+    CLIError,
+    Formatter,
+    Parser,
+)
+
+__all__ = ["DEFAULT_DATASET", "DEFAULT_LR", "PRUNE_DEFAULTS", "TRAIN_DEFAULTS", "CLIError",
+           "build_parser", "main"]
+
+COMMAND_GROUPS = (core,)
+"""Modules with a ``register(add)`` function, in the order their commands are listed."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="tinyprune", description=__doc__.split("\n")[0], formatter_class=Formatter,
+               allow_abbrev=False)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    def add(name, **kw):
+        return sub.add_parser(name, formatter_class=Formatter, allow_abbrev=False, **kw)
+
+    for group in COMMAND_GROUPS:
+        group.register(add)
+    return p
+
+
+def main(argv=None) -> int:
+    """Run the command line; returns the exit status (0 ok, 2 bad arguments or input)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a bad argument (2, one line already printed)
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        return args.func(args)
+    except CLIError as exc:
+        print(f"tinyprune {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `tinyprune report m.npz | head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
