@@ -1,4 +1,5 @@
-"""The tinyprune command line: train, eval, prune (all main options), report, datasets."""
+"""The tinyprune command line: train, eval, prune (all main options), report, datasets, quantize,
+compress, factorize, distill, grade."""
 
 import argparse
 import json
@@ -23,6 +24,14 @@ def trained(tmp_path_factory):
     path = tmp_path_factory.mktemp("cli") / "mlp.npz"
     assert main(["train", "--model", "lenet-300-100", "--epochs", "1", "--out", str(path),
                  "--json"]) == 0
+    return path
+
+
+@pytest.fixture(scope="module")
+def quantized(trained, tmp_path_factory):
+    """An affine-quantized (8-bit PTQ) copy of ``trained``."""
+    path = tmp_path_factory.mktemp("cli") / "q8.npz"
+    assert main(["quantize", str(trained), "--out", str(path), "--json"]) == 0
     return path
 
 
@@ -86,6 +95,8 @@ def test_prune_global_exclude_and_report(trained, tmp_path, capsys):
 # DIR = an existing folder) and what the one-line error must contain (the argument's name).
 TRAIN = ["train", "--model", "lenet-300-100", "--no-progress", "--out", "OUT"]
 PRUNE = ["prune", "CKPT", "--no-progress", "--out", "OUT"]
+QUANT = ["quantize", "CKPT", "--no-progress", "--out", "OUT"]
+KMEANS = QUANT + ["--method", "kmeans"]
 BAD_ARGUMENTS = [
     # train
     (TRAIN + ["--epochs", "0"], "--epochs"),
@@ -173,6 +184,32 @@ BAD_ARGUMENTS = [
     (["eval", "MISSING"], "none.npz"),
     (["eval", "CKPT", "--root", "/nonexistent/folder"], "--root"),
     (["datasets", "--verbose"], "--verbose"),
+    # quantize
+    (QUANT + ["--method", "linear"], "--method"),
+    (QUANT + ["--bits", "0"], "--bits"),
+    (QUANT + ["--bits", "17"], "--bits"),
+    (QUANT + ["--bits", "eight"], "--bits"),
+    (QUANT + ["--bits", "8,5,3"], "--bits"),
+    (QUANT + ["--bits", "1"], "--bits"),  # affine: 2..8 or 16
+    (QUANT + ["--bits", "12"], "--bits"),
+    (QUANT + ["--bits", "8,5"], "--bits"),  # affine: one width
+    (KMEANS + ["--bits", "8,0"], "--bits"),
+    (QUANT + ["--calibration-batches", "0"], "--calibration-batches"),
+    (QUANT + ["--qat-epochs", "-1"], "--qat-epochs"),
+    (QUANT + ["--init", "random"], "--init"),  # kmeans only
+    (KMEANS + ["--init", "uniform"], "--init"),
+    (KMEANS + ["--per-channel"], "--per-channel"),  # affine only
+    (KMEANS + ["--no-symmetric"], "--symmetric"),
+    (KMEANS + ["--calibration-batches", "4"], "--calibration-batches"),
+    (QUANT + ["--lr", "0.1"], "--lr"),  # no --qat-epochs: nothing trains
+    (KMEANS + ["--optimizer", "adam"], "--optimizer"),
+    (QUANT + ["--qat-epochs", "1", "--lr", "1e6"], "--lr"),
+    (QUANT + ["--root", "DIR"], "--root"),
+    (["quantize", "CKPT"], "--out"),
+    (["quantize", "CKPT", "--out", "DIR"], "--out"),
+    (["quantize", "QCKPT", "--out", "OUT"], "already quantized"),
+    (["quantize", "MISSING", "--out", "OUT"], "none.npz"),
+    (["eval", "CKPT", "--integer"], "--integer"),  # a float checkpoint
     (["compress", "CKPT"], "compress"),
 ]
 
@@ -180,14 +217,16 @@ BAD_ARGUMENTS = [
 @pytest.mark.parametrize("argv, needle", BAD_ARGUMENTS,
                          ids=[" ".join(a[1:] if a[0] != "train" else a[6:]) or a[0]
                               for a, _ in BAD_ARGUMENTS])
-def test_bad_arguments_one_line_exit_2_no_file(trained, tmp_path, capsys, argv, needle):
+def test_bad_arguments_one_line_exit_2_no_file(trained, quantized, tmp_path, capsys, argv,
+                                               needle):
     folder = tmp_path / "work"
     folder.mkdir()
     (folder / "sub").mkdir()
     corrupt = folder / "corrupt.npz"
     corrupt.write_bytes(b"PK\x03\x04 not really a zip")
     subst = {"CKPT": str(trained), "OUT": str(folder / "out.npz"), "DIR": str(folder / "sub"),
-             "MISSING": str(folder / "none.npz"), "CORRUPT": str(corrupt)}
+             "MISSING": str(folder / "none.npz"), "CORRUPT": str(corrupt),
+             "QCKPT": str(quantized)}
     argv = [subst.get(a, a) for a in argv]
     before = sorted(p.name for p in folder.rglob("*"))
     code, out, err = run(capsys, *argv)
@@ -293,3 +332,52 @@ def test_pruned_weights_stay_zero_after_cli_finetune(trained, tmp_path, capsys):
     for name, mask in ck.masks.items():
         assert np.all(ck.model.params[name][~mask] == 0.0)
         assert mask.mean() == pytest.approx(0.1, abs=1e-3)
+
+
+# ------------------------------------------------------------------------------------ quantize
+def test_quantize_affine_ptq_and_integer_eval(trained, quantized, capsys):
+    meta = load_checkpoint(quantized).metadata
+    assert meta["quantized"] == {"method": "affine", "bits": 8, "per_channel": True,
+                                 "symmetric": True, "calibration_samples": 512, "qat_epochs": 0}
+    code, out, _ = run(capsys, "eval", str(quantized), "--json")
+    float_q = json.loads(out)["test_accuracy"]
+    assert code == 0 and float_q == pytest.approx(meta["test_accuracy"])
+    code, out, _ = run(capsys, "eval", str(quantized), "--integer", "--json")
+    res = json.loads(out)
+    assert code == 0 and res["integer"] and res["fake_quant_test_accuracy"] == float_q
+    assert abs(res["test_accuracy"] - float_q) <= 0.01  # int8 inference tracks fake quantization
+    code, out, _ = run(capsys, "eval", str(quantized), "--integer")
+    assert "integer-only inference" in out
+
+
+def test_quantize_affine_qat_4_bits(trained, tmp_path, capsys):
+    out_path = tmp_path / "q4.npz"
+    code, out, _ = run(capsys, "quantize", str(trained), "--bits", "4", "--no-per-channel",
+                       "--qat-epochs", "1", "--lr", "0.01", "--out", str(out_path), "--json",
+                       "--no-progress")
+    res = json.loads(out)
+    assert code == 0 and res["accuracy_qat"] is not None
+    ck = load_checkpoint(out_path)
+    grids = {name: t for name, t in ck.model.transforms.items()}
+    assert set(grids) == {"fc1.weight", "fc2.weight", "fc3.weight"}
+    for name, t in grids.items():
+        assert t.bits == 4 and not t.per_channel
+        w_eff = ck.model[name.split(".")[0]].effective_param("weight")
+        assert np.unique(w_eff).size <= 16  # a 4-bit per-tensor grid
+    code, out, _ = run(capsys, "eval", str(out_path), "--json")
+    assert json.loads(out)["test_accuracy"] == pytest.approx(res["accuracy_qat"])
+
+
+def test_quantize_kmeans_finetune(trained, tmp_path, capsys):
+    out_path = tmp_path / "k.npz"
+    code, out, _ = run(capsys, "quantize", str(trained), "--method", "kmeans", "--bits", "5",
+                       "--qat-epochs", "1", "--out", str(out_path), "--json", "--no-progress")
+    res = json.loads(out)
+    assert code == 0 and res["quantized"]["bits"] == {"fc1": 5, "fc2": 5, "fc3": 5}
+    assert res["accuracy_finetuned"] > res["accuracy_before"] - 0.03
+    ck = load_checkpoint(out_path)
+    for name, k in res["codebook_sizes"].items():
+        w_eff = ck.model[name.split(".")[0]].effective_param("weight")
+        assert 1 < np.unique(w_eff).size <= 32 and k <= 32
+    code, out, _ = run(capsys, "eval", str(out_path), "--json")
+    assert json.loads(out)["test_accuracy"] == pytest.approx(res["accuracy_finetuned"])

@@ -16,7 +16,8 @@ Examples
 Every bad argument is a one-line error on stderr naming the argument, with exit status 2, before
 any work is done or any file is written; a flag that would have no effect is an error too.
 
-One module per command group: :mod:`.core` (train, eval, prune, report, datasets); shared
+One module per command group: :mod:`.core` (train, eval, prune, report, datasets),
+:mod:`.quantize`; shared
 argument types and helpers in :mod:`.common`.
 """
 
@@ -26,7 +27,7 @@ import argparse
 import os
 import sys
 
-from . import core
+from . import core, quantize
 from .common import (
     DEFAULT_DATASET,
     DEFAULT_LR,
@@ -40,7 +41,7 @@ from .common import (
 __all__ = ["DEFAULT_DATASET", "DEFAULT_LR", "PRUNE_DEFAULTS", "TRAIN_DEFAULTS", "CLIError",
            "build_parser", "main"]
 
-COMMAND_GROUPS = (core,)
+COMMAND_GROUPS = (core, quantize)
 """Modules with a ``register(add)`` function, in the order their commands are listed."""
 
 

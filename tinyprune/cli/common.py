@@ -259,8 +259,9 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def add_common_options(sp, data=True, train=False):
-    """``--json``; with ``data`` the dataset options; with ``train`` the training options."""
+def add_common_options(sp, data=True, train=False, lr_note=""):
+    """``--json``; with ``data`` the dataset options; with ``train`` the training options
+    (``lr_note`` is added to ``--lr``'s help)."""
     sp.add_argument("--json", action="store_true", help="machine-readable output")
     if data:
         sp.add_argument("--dataset", default=DEFAULT_DATASET if train else None,
@@ -280,10 +281,36 @@ def add_common_options(sp, data=True, train=False):
                         help="sgd (momentum 0.9) or adam (default: sgd)")
         sp.add_argument("--lr", type=positive_float, default=None,
                         help=f"learning rate (default: {DEFAULT_LR['sgd']} for sgd, "
-                             f"{DEFAULT_LR['adam']} for adam)")
+                             f"{DEFAULT_LR['adam']} for adam{lr_note})")
         sp.add_argument("--weight-decay", type=nonnegative_float, default=None,
                         help="L2 weight decay (default: 0)")
         sp.add_argument("--seed", type=int_at_least(0), default=0,
                         help="seed of the initialisation, the shuffling and random criteria")
         sp.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no progress bar")
+
+
+def conv_fc_ints(minimum: int, maximum: int):
+    """argparse type: ``"B"`` (every layer) or ``"CONV,FC"`` (conv layers, the others), ints in
+    ``[minimum, maximum]``; returns a tuple of one or two ints."""
+    def parse(text):
+        parts = text.split(",")
+        if len(parts) not in (1, 2):
+            raise argparse.ArgumentTypeError(f"expected B or CONV,FC (e.g. 8,5), got {text!r}")
+        values = tuple(_integer(t) for t in parts)
+        for v in values:
+            if not minimum <= v <= maximum:
+                raise argparse.ArgumentTypeError(
+                    f"expected integers in [{minimum}, {maximum}], got {text}")
+        return values
+    parse.__name__ = "B or CONV,FC"
+    return parse
+
+
+def conv_fc_value(pair: tuple, is_conv: bool) -> int:
+    """The conv or fc entry of a :func:`conv_fc_ints` value."""
+    return pair[0] if is_conv or len(pair) == 1 else pair[1]
+
+
+def show_pair(pair: tuple) -> str:
+    return ",".join(map(str, pair))

@@ -31,6 +31,7 @@ from .common import (
     fraction,
     given,
     int_at_least,
+    load_any,
     load_ckpt,
     load_data,
     norm_order,
@@ -67,14 +68,27 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    ckpt = load_ckpt(args.checkpoint)
-    name = args.dataset or ckpt.metadata.get("dataset", DEFAULT_DATASET)
-    data = load_data(args, name, normalize=bool(ckpt.metadata.get("normalize", True)))
-    res = evaluate(ckpt.model, data.x_test, data.y_test)
+    model, metadata, header = load_any(args.checkpoint)
+    if args.integer and header is not None:
+        raise CLIError(f"--integer: {args.checkpoint} is a compressed file, which stores no "
+                       f"quantizers; give the affine-quantized checkpoint (.npz)")
+    name = args.dataset or metadata.get("dataset", DEFAULT_DATASET)
+    data = load_data(args, name, normalize=bool(metadata.get("normalize", True)))
+    if args.integer:
+        from .quantize import integer_accuracy
+
+        res = integer_accuracy(model, metadata, data, args.checkpoint)
+    else:
+        ev = evaluate(model, data.x_test, data.y_test)
+        res = {"test_loss": float(ev["loss"]), "test_accuracy": float(ev["accuracy"])}
     payload = {"command": "eval", "checkpoint": args.checkpoint, "dataset": data.name,
-               "test_loss": float(res["loss"]), "test_accuracy": float(res["accuracy"])}
-    emit(args, payload, f"{args.checkpoint} on {data.name}: test loss {res['loss']:.4f}, "
-                         f"test accuracy {res['accuracy']:.2%}")
+               "compressed": header is not None, "integer": args.integer, **res}
+    how = " (integer-only inference)" if args.integer else ""
+    text = (f"{args.checkpoint} on {data.name}{how}: test loss {res['test_loss']:.4f}, "
+            f"test accuracy {res['test_accuracy']:.2%}")
+    if args.integer:
+        text += f" (fake-quantized float model: {res['fake_quant_test_accuracy']:.2%})"
+    emit(args, payload, text)
     return 0
 
 
@@ -280,7 +294,11 @@ def register(add) -> None:
     t.set_defaults(func=cmd_train)
 
     e = add("eval", help="evaluate a checkpoint on a dataset's test split")
-    e.add_argument("checkpoint", help=CHECKPOINT_HELP)
+    e.add_argument("checkpoint", help=CHECKPOINT_HELP + ", or a compressed model (.tpz) written "
+                   "by tinyprune compress")
+    e.add_argument("--integer", action="store_true",
+                   help="run an affine-quantized checkpoint (tinyprune quantize --method affine) "
+                        "with integer arithmetic only (Jacob et al. 2018)")
     add_common_options(e)
     e.set_defaults(func=cmd_eval)
 
