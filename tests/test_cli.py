@@ -35,6 +35,24 @@ def quantized(trained, tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def shared(trained, tmp_path_factory):
+    """``trained`` pruned to 90% (magnitude) then k-means weight-shared at 5 bits."""
+    folder = tmp_path_factory.mktemp("cli")
+    assert main(["prune", str(trained), "--criterion", "magnitude", "--sparsity", "0.9",
+                 "--finetune-epochs", "0", "--out", str(folder / "p.npz"), "--json"]) == 0
+    assert main(["quantize", str(folder / "p.npz"), "--method", "kmeans", "--bits", "5",
+                 "--out", str(folder / "pk.npz"), "--json"]) == 0
+    return folder / "pk.npz"
+
+
+@pytest.fixture(scope="module")
+def compressed(shared):
+    path = shared.with_suffix(".tpz")
+    assert main(["compress", str(shared), "--out", str(path), "--json"]) == 0
+    return path
+
+
 def test_train_json_and_eval(trained, capsys):
     code, out, _ = run(capsys, "eval", str(trained), "--json")
     assert code == 0
@@ -210,23 +228,45 @@ BAD_ARGUMENTS = [
     (["quantize", "QCKPT", "--out", "OUT"], "already quantized"),
     (["quantize", "MISSING", "--out", "OUT"], "none.npz"),
     (["eval", "CKPT", "--integer"], "--integer"),  # a float checkpoint
-    (["compress", "CKPT"], "compress"),
+    # compress, report --storage
+    (["compress", "CKPT"], "--out"),
+    (["compress", "CKPT", "--out", "OUT", "--index-bits", "0"], "--index-bits"),
+    (["compress", "CKPT", "--out", "OUT", "--index-bits", "17"], "--index-bits"),
+    (["compress", "CKPT", "--out", "OUT", "--index-bits", "8,5,3"], "--index-bits"),
+    (["compress", "CKPT", "--out", "OUT", "--index-bits", "four"], "--index-bits"),
+    (["compress", "CKPT", "--out", "DIR"], "--out"),
+    (["compress", "CKPT", "--out", "/nonexistent/dir/x.tpz"], "--out"),
+    (["compress", "CKPT", "--out", "OUT", "--dataset", "mnist"], "--dataset"),
+    (["compress", "QCKPT", "--out", "OUT"], "affine-quantized"),
+    (["compress", "TPZ", "--out", "OUT"], "compressed model file"),
+    (["compress", "MISSING", "--out", "OUT"], "none.npz"),
+    (["report", "CKPT", "--index-bits", "8"], "--index-bits"),  # without --storage
+    (["report", "CKPT", "--storage", "--n-pruned", "2"], "--n-pruned"),
+    (["report", "CKPT", "--storage", "--index-bits", "0"], "--index-bits"),
+    (["report", "TPZ", "--storage", "--index-bits", "4"], "--index-bits"),  # fixed by the file
+    (["report", "QCKPT", "--storage"], "affine-quantized"),
+    (["report", "BADTPZ", "--storage"], "bad.tpz"),
+    (["eval", "BADTPZ"], "bad.tpz"),
+    (["eval", "TPZ", "--integer"], "--integer"),
+    (["quantize", "TPZ", "--out", "OUT"], "compressed model file"),
 ]
 
 
 @pytest.mark.parametrize("argv, needle", BAD_ARGUMENTS,
                          ids=[" ".join(a[1:] if a[0] != "train" else a[6:]) or a[0]
                               for a, _ in BAD_ARGUMENTS])
-def test_bad_arguments_one_line_exit_2_no_file(trained, quantized, tmp_path, capsys, argv,
-                                               needle):
+def test_bad_arguments_one_line_exit_2_no_file(trained, quantized, compressed, tmp_path, capsys,
+                                               argv, needle):
     folder = tmp_path / "work"
     folder.mkdir()
     (folder / "sub").mkdir()
     corrupt = folder / "corrupt.npz"
     corrupt.write_bytes(b"PK\x03\x04 not really a zip")
+    bad_tpz = folder / "bad.tpz"
+    bad_tpz.write_bytes(b"\x89TPZ\r\n\x1a\n" + bytes(40))  # the magic, then a broken header
     subst = {"CKPT": str(trained), "OUT": str(folder / "out.npz"), "DIR": str(folder / "sub"),
              "MISSING": str(folder / "none.npz"), "CORRUPT": str(corrupt),
-             "QCKPT": str(quantized)}
+             "QCKPT": str(quantized), "TPZ": str(compressed), "BADTPZ": str(bad_tpz)}
     argv = [subst.get(a, a) for a in argv]
     before = sorted(p.name for p in folder.rglob("*"))
     code, out, err = run(capsys, *argv)
@@ -381,3 +421,53 @@ def test_quantize_kmeans_finetune(trained, tmp_path, capsys):
         assert 1 < np.unique(w_eff).size <= 32 and k <= 32
     code, out, _ = run(capsys, "eval", str(out_path), "--json")
     assert json.loads(out)["test_accuracy"] == pytest.approx(res["accuracy_finetuned"])
+
+
+# ------------------------------------------------------------------------ compress, --storage
+def test_compress_eval_and_storage_report(shared, compressed, capsys):
+    import os
+
+    from tinyprune.size import load_compressed, read_header
+
+    ck = load_checkpoint(shared)
+    loaded = load_compressed(compressed)
+    for name, w in loaded.params.items():  # exactly the weights the checkpoint computes with
+        layer, pname = name.split(".")
+        np.testing.assert_array_equal(w, ck.model[layer].effective_param(pname))
+    header = read_header(compressed)
+    assert {t["name"]: t["index_bits"] for t in header["tensors"] if t["encoding"] == "csr"} == \
+        {"fc1.weight": 5, "fc2.weight": 5, "fc3.weight": 5}  # fc: 5 bits (Deep Compression)
+    accs = []
+    for path in (shared, compressed):
+        code, out, _ = run(capsys, "eval", str(path), "--json")
+        assert code == 0
+        accs.append(json.loads(out)["test_accuracy"])
+    assert accs[0] == accs[1] and json.loads(out)["compressed"]
+    code, out, _ = run(capsys, "report", str(compressed), "--storage", "--json")
+    st = json.loads(out)
+    size = os.path.getsize(compressed)
+    assert st["file"]["bytes"] == size
+    assert st["file"]["ratio"] == pytest.approx(st["total"]["dense_bytes"] / size)
+    assert st["file"]["ratio"] > 20  # 90% pruned, 5-bit shared, Huffman-coded
+    t = st["total"]
+    assert (t["dense_bytes"] > t["csr"]["total_bytes"] > t["shared"]["total_bytes"]
+            > t["huffman"]["total_bytes"] >= t["entropy_bound_bytes"] * 0.99)
+    for r in st["layers"].values():
+        assert r["entropy_bound_bytes"] <= r["huffman"]["total_bytes"]
+    before = sorted(p.name for p in shared.parent.iterdir())
+    code, out, _ = run(capsys, "report", str(shared), "--storage")  # a temporary file
+    assert code == 0 and "+Huffman" in out and "entropy" in out and "temporary" in out
+    assert sorted(p.name for p in shared.parent.iterdir()) == before
+
+
+def test_compress_options_and_text(shared, tmp_path, capsys):
+    from tinyprune.size import read_header
+
+    out_path = tmp_path / "m.tpz"
+    code, out, _ = run(capsys, "compress", str(shared), "--out", str(out_path), "--index-bits",
+                       "4", "--no-huffman")
+    assert code == 0 and "Huffman off" in out and "fc1.weight" in out and "file:" in out
+    tensors = [t for t in read_header(out_path)["tensors"] if t["encoding"] == "csr"]
+    assert tensors and all(t["index_bits"] == 4 and not t["huffman"] for t in tensors)
+    code, out, _ = run(capsys, "report", str(out_path), "--storage", "--json")
+    assert all(r["index_bits"] == 4 for r in json.loads(out)["layers"].values())

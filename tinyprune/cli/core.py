@@ -26,6 +26,7 @@ from .common import (
     accuracy,
     add_common_options,
     check_out,
+    conv_fc_ints,
     emit,
     fit_model,
     fraction,
@@ -39,6 +40,7 @@ from .common import (
     refuse_training_flags,
     resolve,
     save,
+    show_pair,
 )
 
 
@@ -265,10 +267,29 @@ def _report_pattern(args, metadata) -> tuple[int, int]:
 
 def cmd_report(args) -> int:
     refuse_renamed_n(args)
-    ckpt = load_ckpt(args.checkpoint)
-    n_pruned, m = _report_pattern(args, ckpt.metadata)
+    if args.storage:
+        for flag, name in (("--n-pruned", "n_pruned"), ("--m", "m")):
+            if given(args, name):
+                raise CLIError(f"{flag}: the N:M check is part of the sparsity report, not of "
+                               f"--storage")
+    elif args.index_bits is not None:
+        raise CLIError("--index-bits: only used with --storage")
+    model, metadata, header = load_any(args.checkpoint)
+    if args.storage:
+        from .compress import INDEX_BITS, format_storage, storage_of_checkpoint, storage_of_file
+
+        if header is not None:
+            if args.index_bits is not None:
+                raise CLIError(f"--index-bits: {args.checkpoint} is a compressed file, whose "
+                               f"index bits are fixed; give them to tinyprune compress")
+            st = storage_of_file(model, header, args.checkpoint)
+        else:
+            st = storage_of_checkpoint(model, args.index_bits or INDEX_BITS)
+        emit(args, st, format_storage(st))
+        return 0
+    n_pruned, m = _report_pattern(args, metadata)
     try:
-        report = sparsity_report(ckpt.model, n_pruned=n_pruned, m=m)
+        report = sparsity_report(model, n_pruned=n_pruned, m=m)
     except ValueError as exc:
         raise CLIError(f"{args.checkpoint}: {exc}") from None
     emit(args, report, format_report(report))
@@ -341,10 +362,20 @@ def register(add) -> None:
     add_common_options(pr, train=True)
     pr.set_defaults(dataset=None, func=cmd_prune)
 
-    r = add("report", help="sparsity report of a checkpoint",
+    from .compress import INDEX_BITS, STORAGE_COLUMNS
+
+    r = add("report", help="sparsity report of a checkpoint, or its storage stage by stage",
             description="Per-layer sparsity, structure, N:M compliance, storage and MACs of a "
-                        "checkpoint.\n\n" + COLUMNS)
-    r.add_argument("checkpoint", help=CHECKPOINT_HELP)
+                        "checkpoint.\n\n" + COLUMNS + "\n\nWith --storage: the bytes of Deep "
+                        "Compression's stages (Han et al. 2016).\n\n" + STORAGE_COLUMNS)
+    r.add_argument("checkpoint", help=CHECKPOINT_HELP + ", or a compressed model (.tpz)")
+    r.add_argument("--storage", action="store_true",
+                   help="bytes per weight and in total: dense float32 -> pruned CSR -> + shared "
+                        "weights -> + Huffman, the entropy bound, the ratio from the compressed "
+                        "file's size (a .tpz given, or one written to a temporary folder)")
+    r.add_argument("--index-bits", type=conv_fc_ints(1, 16), default=None,
+                   help=f"--storage of a checkpoint: bits per relative index, B or CONV,FC "
+                        f"(default: {show_pair(INDEX_BITS)}, as tinyprune compress)")
     r.add_argument("--n-pruned", type=int_at_least(0), default=None,
                    help="N:M pattern to check: weights pruned per group (default: the pattern "
                         "the checkpoint was pruned with, else 2)")
