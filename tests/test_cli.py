@@ -115,6 +115,7 @@ TRAIN = ["train", "--model", "lenet-300-100", "--no-progress", "--out", "OUT"]
 PRUNE = ["prune", "CKPT", "--no-progress", "--out", "OUT"]
 QUANT = ["quantize", "CKPT", "--no-progress", "--out", "OUT"]
 KMEANS = QUANT + ["--method", "kmeans"]
+FACT = ["factorize", "CKPT", "--no-progress", "--out", "OUT"]
 BAD_ARGUMENTS = [
     # train
     (TRAIN + ["--epochs", "0"], "--epochs"),
@@ -249,6 +250,27 @@ BAD_ARGUMENTS = [
     (["eval", "BADTPZ"], "bad.tpz"),
     (["eval", "TPZ", "--integer"], "--integer"),
     (["quantize", "TPZ", "--out", "OUT"], "compressed model file"),
+    # factorize
+    (FACT, "--rank --energy --param-reduction"),  # exactly one rule
+    (FACT + ["--rank", "4", "--energy", "0.9"], "--energy"),
+    (FACT + ["--energy", "0.9", "--param-reduction", "0.5"], "--param-reduction"),
+    (FACT + ["--rank", "0"], "--rank"),
+    (FACT + ["--rank", "2.5"], "--rank"),
+    (FACT + ["--rank", "301", "--layers", "fc1"], "--rank"),  # above min(m, n)
+    (FACT + ["--rank", "250"], "--rank"),  # shrinks no layer: nothing saved
+    (FACT + ["--energy", "0"], "--energy"),
+    (FACT + ["--energy", "1.5"], "--energy"),
+    (FACT + ["--energy", "nan"], "--energy"),
+    (FACT + ["--param-reduction", "1"], "--param-reduction"),
+    (FACT + ["--param-reduction", "0"], "--param-reduction"),
+    (FACT + ["--param-reduction", "0.999", "--layers", "fc1"], "--param-reduction"),
+    (FACT + ["--rank", "4", "--layers", "conv1"], "--layers"),
+    (FACT + ["--rank", "4", "--layers", ","], "--layers"),
+    (FACT + ["--rank", "4", "--finetune-epochs", "-1"], "--finetune-epochs"),
+    (FACT + ["--rank", "4", "--finetune-epochs", "0", "--lr", "0.1"], "--lr"),
+    (FACT + ["--rank", "4", "--lr", "1e6"], "--lr"),
+    (["factorize", "CKPT", "--rank", "4"], "--out"),
+    (["factorize", "QCKPT", "--rank", "4", "--out", "OUT"], "transforms"),
 ]
 
 
@@ -471,3 +493,26 @@ def test_compress_options_and_text(shared, tmp_path, capsys):
     assert tensors and all(t["index_bits"] == 4 and not t["huffman"] for t in tensors)
     code, out, _ = run(capsys, "report", str(out_path), "--storage", "--json")
     assert all(r["index_bits"] == 4 for r in json.loads(out)["layers"].values())
+
+
+# ----------------------------------------------------------------------------------- factorize
+def test_factorize_energy_and_rank(trained, tmp_path, capsys):
+    from tinyprune.lowrank import factorized_layers
+
+    out_path = tmp_path / "f.npz"
+    code, out, _ = run(capsys, "factorize", str(trained), "--layers", "fc1", "--energy", "0.9",
+                       "--finetune-epochs", "0", "--out", str(out_path), "--json")
+    res = json.loads(out)
+    assert code == 0 and list(res["ranks"]) == ["fc1"] and res["accuracy_finetuned"] is None
+    ck = load_checkpoint(out_path)
+    rank = res["ranks"]["fc1"]
+    assert factorized_layers(ck.model) == {"fc1": rank}
+    assert ck.model["fc1_v"].params["weight"].shape == (rank, 784)
+    assert ck.model["fc1_u"].params["weight"].shape == (300, rank)
+    assert res["params_after"] == ck.model.num_parameters() < res["params_before"]
+    code, out, _ = run(capsys, "eval", str(out_path), "--json")
+    assert json.loads(out)["test_accuracy"] == pytest.approx(res["accuracy_factorized"])
+    code, out, _ = run(capsys, "factorize", str(trained), "--rank", "16", "--out",
+                       str(out_path), "--no-progress")
+    assert code == 0 and "fc1 (rank 16), fc2 (rank 16)" in out  # fc3 cannot shrink: dense
+    assert "accuracy after fine-tune" in out

@@ -17,7 +17,8 @@ Every bad argument is a one-line error on stderr naming the argument, with exit 
 any work is done or any file is written; a flag that would have no effect is an error too.
 
 One module per command group: :mod:`.core` (train, eval, prune, report, datasets),
-:mod:`.quantize`, :mod:`.compress` (and report --storage); shared
+:mod:`.quantize`, :mod:`.compress` (and report --storage),
+:mod:`.factorize`; shared
 argument types and helpers in :mod:`.common`.
 """
 
@@ -27,7 +28,7 @@ import argparse
 import os
 import sys
 
-from . import compress, core, quantize
+from . import compress, core, factorize, quantize
 from .common import (
     DEFAULT_DATASET,
     DEFAULT_LR,
@@ -41,7 +42,7 @@ from .common import (
 __all__ = ["DEFAULT_DATASET", "DEFAULT_LR", "PRUNE_DEFAULTS", "TRAIN_DEFAULTS", "CLIError",
            "build_parser", "main"]
 
-COMMAND_GROUPS = (core, quantize, compress)
+COMMAND_GROUPS = (core, quantize, compress, factorize)
 """Modules with a ``register(add)`` function, in the order their commands are listed."""
 
 
