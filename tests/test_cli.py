@@ -116,6 +116,8 @@ PRUNE = ["prune", "CKPT", "--no-progress", "--out", "OUT"]
 QUANT = ["quantize", "CKPT", "--no-progress", "--out", "OUT"]
 KMEANS = QUANT + ["--method", "kmeans"]
 FACT = ["factorize", "CKPT", "--no-progress", "--out", "OUT"]
+DIST = ["distill", "--teacher", "CKPT", "--student", "lenet-300-100", "--no-progress", "--out",
+        "OUT"]
 BAD_ARGUMENTS = [
     # train
     (TRAIN + ["--epochs", "0"], "--epochs"),
@@ -271,6 +273,26 @@ BAD_ARGUMENTS = [
     (FACT + ["--rank", "4", "--lr", "1e6"], "--lr"),
     (["factorize", "CKPT", "--rank", "4"], "--out"),
     (["factorize", "QCKPT", "--rank", "4", "--out", "OUT"], "transforms"),
+    # distill
+    (DIST + ["--temperature", "0"], "--temperature"),
+    (DIST + ["--temperature", "-1"], "--temperature"),
+    (DIST + ["--temperature", "nan"], "--temperature"),
+    (DIST + ["--temperature", "inf"], "--temperature"),
+    (DIST + ["--alpha", "1.5"], "--alpha"),
+    (DIST + ["--alpha", "-0.1"], "--alpha"),
+    (DIST + ["--alpha", "0", "--temperature", "2"], "--temperature"),  # no soft targets
+    (DIST + ["--epochs", "0"], "--epochs"),
+    (DIST + ["--batch-size", "0"], "--batch-size"),
+    (DIST + ["--lr", "1e6"], "--lr"),
+    (DIST + ["--root", "DIR"], "--root"),
+    (["distill", "--teacher", "CKPT", "--student", "resnet", "--out", "OUT"], "--student"),
+    (["distill", "--teacher", "CKPT", "--student", "MISSING", "--out", "OUT"], "--student"),
+    (["distill", "--teacher", "CKPT", "--student", "CORRUPT", "--out", "OUT"], "corrupt.npz"),
+    (["distill", "--teacher", "MISSING", "--student", "lenet5", "--out", "OUT"], "none.npz"),
+    (["distill", "--teacher", "TPZ", "--student", "lenet5", "--out", "OUT"], "compressed"),
+    (["distill", "--student", "lenet5", "--out", "OUT"], "--teacher"),
+    (["distill", "--teacher", "CKPT", "--student", "lenet5"], "--out"),
+    (["distill", "--teacher", "CKPT", "--student", "lenet5", "--out", "DIR"], "--out"),
 ]
 
 
@@ -516,3 +538,23 @@ def test_factorize_energy_and_rank(trained, tmp_path, capsys):
                        str(out_path), "--no-progress")
     assert code == 0 and "fc1 (rank 16), fc2 (rank 16)" in out  # fc3 cannot shrink: dense
     assert "accuracy after fine-tune" in out
+
+
+# ------------------------------------------------------------------------------------- distill
+def test_distill_zoo_student_and_checkpoint_student(trained, tmp_path, capsys):
+    out_path = tmp_path / "s.npz"
+    code, out, _ = run(capsys, "distill", "--teacher", str(trained), "--student", "lenet-300-100",
+                       "--temperature", "4", "--alpha", "0.9", "--epochs", "1", "--out",
+                       str(out_path), "--json", "--no-progress")
+    res = json.loads(out)
+    assert code == 0 and res["student_accuracy_before"] is None
+    assert res["student_accuracy"] > 0.6  # one epoch on the embedded subset learns
+    meta = load_checkpoint(out_path).metadata
+    assert meta["distilled"] == {"teacher": trained.name, "temperature": 4.0, "alpha": 0.9,
+                                 "epochs": 1}
+    assert meta["model"] == "lenet-300-100" and meta["dataset"] == "fashion-mnist-small"
+    code, out, _ = run(capsys, "eval", str(out_path), "--json")
+    assert json.loads(out)["test_accuracy"] == pytest.approx(res["student_accuracy"])
+    code, out, _ = run(capsys, "distill", "--teacher", str(trained), "--student", str(out_path),
+                       "--lr", "0.01", "--out", str(tmp_path / "s2.npz"), "--no-progress")
+    assert code == 0 and "student before" in out and "T = 4.0, alpha = 0.9" in out
