@@ -108,6 +108,18 @@ def test_prune_global_exclude_and_report(trained, tmp_path, capsys):
     assert "CSR compression" in out and "fc1" in out
 
 
+MAGNITUDE_SOLUTION = """
+import numpy as np
+
+def magnitude_mask(w, amount):
+    k = round(amount * w.size)
+    order = np.argsort(np.abs(w), axis=None, kind="stable")
+    keep = np.ones(w.size, dtype=bool)
+    keep[order[:k]] = False
+    return keep.reshape(w.shape)
+"""
+
+
 # ------------------------------------------------------------------ bad arguments, table-driven
 # Each row: a command line (CKPT = a trained checkpoint, OUT = an output path in an empty folder,
 # DIR = an existing folder) and what the one-line error must contain (the argument's name).
@@ -293,6 +305,20 @@ BAD_ARGUMENTS = [
     (["distill", "--student", "lenet5", "--out", "OUT"], "--teacher"),
     (["distill", "--teacher", "CKPT", "--student", "lenet5"], "--out"),
     (["distill", "--teacher", "CKPT", "--student", "lenet5", "--out", "DIR"], "--out"),
+    # grade
+    (["grade", "SOL", "--assignment", "magnitude"], "--assignment"),
+    (["grade", "SOL"], "--assignment"),
+    (["grade", "--assignment", "magnitude_mask"], "submission"),
+    (["grade", "SOL", "--assignment", "magnitude_mask", "--format", "csv"], "--format"),
+    (["grade", "SOL", "--assignment", "magnitude_mask", "--timeout", "0"], "--timeout"),
+    (["grade", "SOL", "--assignment", "magnitude_mask", "--timeout", "nan"], "--timeout"),
+    (["grade", "SOL", "--assignment", "magnitude_mask", "--load-timeout", "-1"], "--load-timeout"),
+    (["grade", "SOL", "--assignment", "magnitude_mask", "--json", "--format", "gradescope"],
+     "--json"),
+    (["grade", "MISSINGPY", "--assignment", "magnitude_mask"], "none.py"),
+    (["grade", "CKPT", "--assignment", "magnitude_mask"], "submission"),  # not .py / .ipynb
+    (["grade", "--list", "--assignment", "nm_mask"], "--assignment"),
+    (["grade", "SOL", "--list"], "submission"),
 ]
 
 
@@ -306,11 +332,13 @@ def test_bad_arguments_one_line_exit_2_no_file(trained, quantized, compressed, t
     (folder / "sub").mkdir()
     corrupt = folder / "corrupt.npz"
     corrupt.write_bytes(b"PK\x03\x04 not really a zip")
+    (folder / "sol.py").write_text(MAGNITUDE_SOLUTION)
     bad_tpz = folder / "bad.tpz"
     bad_tpz.write_bytes(b"\x89TPZ\r\n\x1a\n" + bytes(40))  # the magic, then a broken header
     subst = {"CKPT": str(trained), "OUT": str(folder / "out.npz"), "DIR": str(folder / "sub"),
              "MISSING": str(folder / "none.npz"), "CORRUPT": str(corrupt),
-             "QCKPT": str(quantized), "TPZ": str(compressed), "BADTPZ": str(bad_tpz)}
+             "QCKPT": str(quantized), "TPZ": str(compressed), "BADTPZ": str(bad_tpz),
+             "SOL": str(folder / "sol.py"), "MISSINGPY": str(folder / "none.py")}
     argv = [subst.get(a, a) for a in argv]
     before = sorted(p.name for p in folder.rglob("*"))
     code, out, err = run(capsys, *argv)
@@ -404,7 +432,8 @@ def test_datasets_json(capsys):
 def test_python_dash_m_entry_point():
     res = subprocess.run([sys.executable, "-m", "tinyprune", "--help"], capture_output=True,
                          text=True, check=True)
-    for cmd in ("train", "eval", "prune", "report", "datasets"):
+    for cmd in ("train", "eval", "prune", "report", "datasets", "quantize", "compress",
+                "factorize", "distill", "grade"):
         assert cmd in res.stdout
 
 
@@ -558,3 +587,31 @@ def test_distill_zoo_student_and_checkpoint_student(trained, tmp_path, capsys):
     code, out, _ = run(capsys, "distill", "--teacher", str(trained), "--student", str(out_path),
                        "--lr", "0.01", "--out", str(tmp_path / "s2.npz"), "--no-progress")
     assert code == 0 and "student before" in out and "T = 4.0, alpha = 0.9" in out
+
+
+# --------------------------------------------------------------------------------------- grade
+def test_grade_formats_exit_0_whatever_the_score(tmp_path, capsys):
+    solved, wrong = tmp_path / "solved.py", tmp_path / "wrong.py"
+    solved.write_text(MAGNITUDE_SOLUTION)
+    wrong.write_text(MAGNITUDE_SOLUTION.replace("np.argsort(np.abs(w)", "np.argsort(-np.abs(w)"))
+    code, out, _ = run(capsys, "grade", str(solved), "--assignment", "magnitude_mask")
+    assert code == 0 and "10 / 10 points" in out
+    code, out, _ = run(capsys, "grade", str(wrong), "--assignment", "magnitude_mask", "--json")
+    res = json.loads(out)
+    assert code == 0 and res["score"] < res["max_score"]
+    code, out, _ = run(capsys, "grade", str(wrong), "--assignment", "magnitude_mask", "--format",
+                       "gradescope", "--timeout", "5")
+    gs = json.loads(out)
+    assert code == 0 and gs["score"] == pytest.approx(res["score"])
+    assert "largest" in gs["output"]  # the mistake is named
+    assert {"name", "score", "max_score", "output"} <= set(gs["tests"][0])
+
+
+def test_grade_list(capsys):
+    from tinyprune.grading import ASSIGNMENTS
+
+    code, out, _ = run(capsys, "grade", "--list", "--json")
+    rows = json.loads(out)
+    assert code == 0 and [r["name"] for r in rows] == sorted(ASSIGNMENTS)
+    code, out, _ = run(capsys, "grade", "--list")
+    assert all(name in out for name in ASSIGNMENTS) and "points" in out

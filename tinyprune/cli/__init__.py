@@ -18,7 +18,7 @@ any work is done or any file is written; a flag that would have no effect is an 
 
 One module per command group: :mod:`.core` (train, eval, prune, report, datasets),
 :mod:`.quantize`, :mod:`.compress` (and report --storage),
-:mod:`.factorize`, :mod:`.distill`; shared
+:mod:`.factorize`, :mod:`.distill`, :mod:`.grade`; shared
 argument types and helpers in :mod:`.common`.
 """
 
@@ -28,7 +28,7 @@ import argparse
 import os
 import sys
 
-from . import compress, core, distill, factorize, quantize
+from . import compress, core, distill, factorize, grade, quantize
 from .common import (
     DEFAULT_DATASET,
     DEFAULT_LR,
@@ -42,7 +42,7 @@ from .common import (
 __all__ = ["DEFAULT_DATASET", "DEFAULT_LR", "PRUNE_DEFAULTS", "TRAIN_DEFAULTS", "CLIError",
            "build_parser", "main"]
 
-COMMAND_GROUPS = (core, quantize, compress, factorize, distill)
+COMMAND_GROUPS = (core, quantize, compress, factorize, distill, grade)
 """Modules with a ``register(add)`` function, in the order their commands are listed."""
 
 
