@@ -463,6 +463,7 @@ def test_quantize_affine_ptq_and_integer_eval(trained, quantized, capsys):
     assert "integer-only inference" in out
 
 
+@pytest.mark.slow  # trains one epoch (two for distill)
 def test_quantize_affine_qat_4_bits(trained, tmp_path, capsys):
     out_path = tmp_path / "q4.npz"
     code, out, _ = run(capsys, "quantize", str(trained), "--bits", "4", "--no-per-channel",
@@ -481,6 +482,7 @@ def test_quantize_affine_qat_4_bits(trained, tmp_path, capsys):
     assert json.loads(out)["test_accuracy"] == pytest.approx(res["accuracy_qat"])
 
 
+@pytest.mark.slow  # trains one epoch (two for distill)
 def test_quantize_kmeans_finetune(trained, tmp_path, capsys):
     out_path = tmp_path / "k.npz"
     code, out, _ = run(capsys, "quantize", str(trained), "--method", "kmeans", "--bits", "5",
@@ -547,6 +549,7 @@ def test_compress_options_and_text(shared, tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------------- factorize
+@pytest.mark.slow  # trains one epoch (two for distill)
 def test_factorize_energy_and_rank(trained, tmp_path, capsys):
     from tinyprune.lowrank import factorized_layers
 
@@ -570,6 +573,7 @@ def test_factorize_energy_and_rank(trained, tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------- distill
+@pytest.mark.slow  # trains one epoch (two for distill)
 def test_distill_zoo_student_and_checkpoint_student(trained, tmp_path, capsys):
     out_path = tmp_path / "s.npz"
     code, out, _ = run(capsys, "distill", "--teacher", str(trained), "--student", "lenet-300-100",

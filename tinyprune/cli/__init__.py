@@ -1,5 +1,7 @@
-"""The ``tinyprune`` command line: train, evaluate, prune, quantize, compress, factorize, distil,
-report, grade, list datasets.
+"""The ``tinyprune`` command line: train, prune, quantize, compress, factorize, distil, grade.
+
+Also: evaluate (float, integer-only, or from a compressed file), report (sparsity, storage stage
+by stage), list the datasets.
 
 Examples
 --------
@@ -11,15 +13,23 @@ Examples
         --finetune-epochs 1 --out pruned.npz --physical
     tinyprune prune model.npz --granularity nm --n-pruned 2 --m 4 --out nm.npz
     tinyprune report pruned.npz
+    tinyprune quantize model.npz --method affine --bits 8 --out q.npz
+    tinyprune eval q.npz --integer
+    tinyprune quantize pruned.npz --method kmeans --bits 8,5 --qat-epochs 1 --out shared.npz
+    tinyprune compress shared.npz --out model.tpz
+    tinyprune report model.tpz --storage
+    tinyprune factorize model.npz --layers fc1 --energy 0.9 --out f.npz
+    tinyprune distill --teacher model.npz --student lenet-300-100 --temperature 4 --alpha 0.9 \\
+        --epochs 1 --out student.npz
+    tinyprune grade submission.ipynb --assignment magnitude_mask --format gradescope
     tinyprune datasets
 
 Every bad argument is a one-line error on stderr naming the argument, with exit status 2, before
 any work is done or any file is written; a flag that would have no effect is an error too.
 
 One module per command group: :mod:`.core` (train, eval, prune, report, datasets),
-:mod:`.quantize`, :mod:`.compress` (and report --storage),
-:mod:`.factorize`, :mod:`.distill`, :mod:`.grade`; shared
-argument types and helpers in :mod:`.common`.
+:mod:`.quantize` (and eval --integer), :mod:`.compress` (and report --storage), :mod:`.factorize`,
+:mod:`.distill`, :mod:`.grade`; shared argument types and helpers in :mod:`.common`.
 """
 
 from __future__ import annotations
