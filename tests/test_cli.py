@@ -263,6 +263,7 @@ BAD_ARGUMENTS = [
     (["report", "BADTPZ", "--storage"], "bad.tpz"),
     (["eval", "BADTPZ"], "bad.tpz"),
     (["eval", "TPZ", "--integer"], "--integer"),
+    (["eval", "SHARED", "--integer"], "--integer"),  # k-means: no integer grids
     (["quantize", "TPZ", "--out", "OUT"], "compressed model file"),
     # factorize
     (FACT, "--rank --energy --param-reduction"),  # exactly one rule
@@ -325,8 +326,8 @@ BAD_ARGUMENTS = [
 @pytest.mark.parametrize("argv, needle", BAD_ARGUMENTS,
                          ids=[" ".join(a[1:] if a[0] != "train" else a[6:]) or a[0]
                               for a, _ in BAD_ARGUMENTS])
-def test_bad_arguments_one_line_exit_2_no_file(trained, quantized, compressed, tmp_path, capsys,
-                                               argv, needle):
+def test_bad_arguments_one_line_exit_2_no_file(trained, quantized, shared, compressed, tmp_path,
+                                               capsys, argv, needle):
     folder = tmp_path / "work"
     folder.mkdir()
     (folder / "sub").mkdir()
@@ -338,7 +339,7 @@ def test_bad_arguments_one_line_exit_2_no_file(trained, quantized, compressed, t
     subst = {"CKPT": str(trained), "OUT": str(folder / "out.npz"), "DIR": str(folder / "sub"),
              "MISSING": str(folder / "none.npz"), "CORRUPT": str(corrupt),
              "QCKPT": str(quantized), "TPZ": str(compressed), "BADTPZ": str(bad_tpz),
-             "SOL": str(folder / "sol.py"), "MISSINGPY": str(folder / "none.py")}
+             "SHARED": str(shared), "SOL": str(folder / "sol.py"), "MISSINGPY": str(folder / "none.py")}
     argv = [subst.get(a, a) for a in argv]
     before = sorted(p.name for p in folder.rglob("*"))
     code, out, err = run(capsys, *argv)

@@ -185,7 +185,7 @@ def register(add) -> None:
                         "eval model.tpz reads it back exactly.\n\n" + STORAGE_COLUMNS)
     c.add_argument("checkpoint", help=CHECKPOINT_HELP + " (pruned and/or weight-shared)")
     c.add_argument("--out", required=True, help="the compressed file (.tpz)")
-    c.add_argument("--index-bits", type=conv_fc_ints(1, 16), default=None,
+    c.add_argument("--index-bits", type=conv_fc_ints(1, 16), default=None, metavar="B|CONV,FC",
                    help="bits per relative index, B for every weight or CONV,FC (default: "
                         f"{show_pair(INDEX_BITS)}, Deep Compression's)")
     c.add_argument("--huffman", action=argparse.BooleanOptionalAction, default=True,

@@ -373,7 +373,7 @@ def register(add) -> None:
                    help="bytes per weight and in total: dense float32 -> pruned CSR -> + shared "
                         "weights -> + Huffman, the entropy bound, the ratio from the compressed "
                         "file's size (a .tpz given, or one written to a temporary folder)")
-    r.add_argument("--index-bits", type=conv_fc_ints(1, 16), default=None,
+    r.add_argument("--index-bits", type=conv_fc_ints(1, 16), default=None, metavar="B|CONV,FC",
                    help=f"--storage of a checkpoint: bits per relative index, B or CONV,FC "
                         f"(default: {show_pair(INDEX_BITS)}, as tinyprune compress)")
     r.add_argument("--n-pruned", type=int_at_least(0), default=None,

@@ -204,7 +204,7 @@ def register(add) -> None:
     q.add_argument("checkpoint", help=CHECKPOINT_HELP)
     q.add_argument("--method", choices=("affine", "kmeans"), default="affine",
                    help="uniform affine quantization or k-means weight sharing")
-    q.add_argument("--bits", type=conv_fc_ints(1, 16), default=None,
+    q.add_argument("--bits", type=conv_fc_ints(1, 16), default=None, metavar="B|CONV,FC",
                    help="bits per weight: affine 2..8 or 16; kmeans 1..16 per index, or "
                         "CONV,FC such as 8,5 (Han et al.: conv 8, fc 5) (default: 8)")
     q.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=None,
