@@ -1,4 +1,5 @@
-"""The tinyprune command line: train, eval, prune (all main options), report, datasets."""
+"""The tinyprune command line: train, eval, prune (all main options), report, datasets, quantize,
+compress, factorize, distill, grade."""
 
 import argparse
 import json
@@ -23,6 +24,32 @@ def trained(tmp_path_factory):
     path = tmp_path_factory.mktemp("cli") / "mlp.npz"
     assert main(["train", "--model", "lenet-300-100", "--epochs", "1", "--out", str(path),
                  "--json"]) == 0
+    return path
+
+
+@pytest.fixture(scope="module")
+def quantized(trained, tmp_path_factory):
+    """An affine-quantized (8-bit PTQ) copy of ``trained``."""
+    path = tmp_path_factory.mktemp("cli") / "q8.npz"
+    assert main(["quantize", str(trained), "--out", str(path), "--json"]) == 0
+    return path
+
+
+@pytest.fixture(scope="module")
+def shared(trained, tmp_path_factory):
+    """``trained`` pruned to 90% (magnitude) then k-means weight-shared at 5 bits."""
+    folder = tmp_path_factory.mktemp("cli")
+    assert main(["prune", str(trained), "--criterion", "magnitude", "--sparsity", "0.9",
+                 "--finetune-epochs", "0", "--out", str(folder / "p.npz"), "--json"]) == 0
+    assert main(["quantize", str(folder / "p.npz"), "--method", "kmeans", "--bits", "5",
+                 "--out", str(folder / "pk.npz"), "--json"]) == 0
+    return folder / "pk.npz"
+
+
+@pytest.fixture(scope="module")
+def compressed(shared):
+    path = shared.with_suffix(".tpz")
+    assert main(["compress", str(shared), "--out", str(path), "--json"]) == 0
     return path
 
 
@@ -81,11 +108,28 @@ def test_prune_global_exclude_and_report(trained, tmp_path, capsys):
     assert "CSR compression" in out and "fc1" in out
 
 
+MAGNITUDE_SOLUTION = """
+import numpy as np
+
+def magnitude_mask(w, amount):
+    k = round(amount * w.size)
+    order = np.argsort(np.abs(w), axis=None, kind="stable")
+    keep = np.ones(w.size, dtype=bool)
+    keep[order[:k]] = False
+    return keep.reshape(w.shape)
+"""
+
+
 # ------------------------------------------------------------------ bad arguments, table-driven
 # Each row: a command line (CKPT = a trained checkpoint, OUT = an output path in an empty folder,
 # DIR = an existing folder) and what the one-line error must contain (the argument's name).
 TRAIN = ["train", "--model", "lenet-300-100", "--no-progress", "--out", "OUT"]
 PRUNE = ["prune", "CKPT", "--no-progress", "--out", "OUT"]
+QUANT = ["quantize", "CKPT", "--no-progress", "--out", "OUT"]
+KMEANS = QUANT + ["--method", "kmeans"]
+FACT = ["factorize", "CKPT", "--no-progress", "--out", "OUT"]
+DIST = ["distill", "--teacher", "CKPT", "--student", "lenet-300-100", "--no-progress", "--out",
+        "OUT"]
 BAD_ARGUMENTS = [
     # train
     (TRAIN + ["--epochs", "0"], "--epochs"),
@@ -173,21 +217,129 @@ BAD_ARGUMENTS = [
     (["eval", "MISSING"], "none.npz"),
     (["eval", "CKPT", "--root", "/nonexistent/folder"], "--root"),
     (["datasets", "--verbose"], "--verbose"),
-    (["compress", "CKPT"], "compress"),
+    # quantize
+    (QUANT + ["--method", "linear"], "--method"),
+    (QUANT + ["--bits", "0"], "--bits"),
+    (QUANT + ["--bits", "17"], "--bits"),
+    (QUANT + ["--bits", "eight"], "--bits"),
+    (QUANT + ["--bits", "8,5,3"], "--bits"),
+    (QUANT + ["--bits", "1"], "--bits"),  # affine: 2..8 or 16
+    (QUANT + ["--bits", "12"], "--bits"),
+    (QUANT + ["--bits", "8,5"], "--bits"),  # affine: one width
+    (KMEANS + ["--bits", "8,0"], "--bits"),
+    (QUANT + ["--calibration-batches", "0"], "--calibration-batches"),
+    (QUANT + ["--qat-epochs", "-1"], "--qat-epochs"),
+    (QUANT + ["--init", "random"], "--init"),  # kmeans only
+    (KMEANS + ["--init", "uniform"], "--init"),
+    (KMEANS + ["--per-channel"], "--per-channel"),  # affine only
+    (KMEANS + ["--no-symmetric"], "--symmetric"),
+    (KMEANS + ["--calibration-batches", "4"], "--calibration-batches"),
+    (QUANT + ["--lr", "0.1"], "--lr"),  # no --qat-epochs: nothing trains
+    (KMEANS + ["--optimizer", "adam"], "--optimizer"),
+    (QUANT + ["--qat-epochs", "1", "--lr", "1e6"], "--lr"),
+    (QUANT + ["--root", "DIR"], "--root"),
+    (["quantize", "CKPT"], "--out"),
+    (["quantize", "CKPT", "--out", "DIR"], "--out"),
+    (["quantize", "QCKPT", "--out", "OUT"], "already quantized"),
+    (["quantize", "MISSING", "--out", "OUT"], "none.npz"),
+    (["eval", "CKPT", "--integer"], "--integer"),  # a float checkpoint
+    # compress, report --storage
+    (["compress", "CKPT"], "--out"),
+    (["compress", "CKPT", "--out", "OUT", "--index-bits", "0"], "--index-bits"),
+    (["compress", "CKPT", "--out", "OUT", "--index-bits", "17"], "--index-bits"),
+    (["compress", "CKPT", "--out", "OUT", "--index-bits", "8,5,3"], "--index-bits"),
+    (["compress", "CKPT", "--out", "OUT", "--index-bits", "four"], "--index-bits"),
+    (["compress", "CKPT", "--out", "DIR"], "--out"),
+    (["compress", "CKPT", "--out", "/nonexistent/dir/x.tpz"], "--out"),
+    (["compress", "CKPT", "--out", "OUT", "--dataset", "mnist"], "--dataset"),
+    (["compress", "QCKPT", "--out", "OUT"], "affine-quantized"),
+    (["compress", "TPZ", "--out", "OUT"], "compressed model file"),
+    (["compress", "MISSING", "--out", "OUT"], "none.npz"),
+    (["report", "CKPT", "--index-bits", "8"], "--index-bits"),  # without --storage
+    (["report", "CKPT", "--storage", "--n-pruned", "2"], "--n-pruned"),
+    (["report", "CKPT", "--storage", "--index-bits", "0"], "--index-bits"),
+    (["report", "TPZ", "--storage", "--index-bits", "4"], "--index-bits"),  # fixed by the file
+    (["report", "QCKPT", "--storage"], "affine-quantized"),
+    (["report", "BADTPZ", "--storage"], "bad.tpz"),
+    (["eval", "BADTPZ"], "bad.tpz"),
+    (["eval", "TPZ", "--integer"], "--integer"),
+    (["eval", "SHARED", "--integer"], "--integer"),  # k-means: no integer grids
+    (["quantize", "TPZ", "--out", "OUT"], "compressed model file"),
+    # factorize
+    (FACT, "--rank --energy --param-reduction"),  # exactly one rule
+    (FACT + ["--rank", "4", "--energy", "0.9"], "--energy"),
+    (FACT + ["--energy", "0.9", "--param-reduction", "0.5"], "--param-reduction"),
+    (FACT + ["--rank", "0"], "--rank"),
+    (FACT + ["--rank", "2.5"], "--rank"),
+    (FACT + ["--rank", "301", "--layers", "fc1"], "--rank"),  # above min(m, n)
+    (FACT + ["--rank", "250"], "--rank"),  # shrinks no layer: nothing saved
+    (FACT + ["--energy", "0"], "--energy"),
+    (FACT + ["--energy", "1.5"], "--energy"),
+    (FACT + ["--energy", "nan"], "--energy"),
+    (FACT + ["--param-reduction", "1"], "--param-reduction"),
+    (FACT + ["--param-reduction", "0"], "--param-reduction"),
+    (FACT + ["--param-reduction", "0.999", "--layers", "fc1"], "--param-reduction"),
+    (FACT + ["--rank", "4", "--layers", "conv1"], "--layers"),
+    (FACT + ["--rank", "4", "--layers", ","], "--layers"),
+    (FACT + ["--rank", "4", "--finetune-epochs", "-1"], "--finetune-epochs"),
+    (FACT + ["--rank", "4", "--finetune-epochs", "0", "--lr", "0.1"], "--lr"),
+    (FACT + ["--rank", "4", "--lr", "1e6"], "--lr"),
+    (["factorize", "CKPT", "--rank", "4"], "--out"),
+    (["factorize", "QCKPT", "--rank", "4", "--out", "OUT"], "transforms"),
+    # distill
+    (DIST + ["--temperature", "0"], "--temperature"),
+    (DIST + ["--temperature", "-1"], "--temperature"),
+    (DIST + ["--temperature", "nan"], "--temperature"),
+    (DIST + ["--temperature", "inf"], "--temperature"),
+    (DIST + ["--alpha", "1.5"], "--alpha"),
+    (DIST + ["--alpha", "-0.1"], "--alpha"),
+    (DIST + ["--alpha", "0", "--temperature", "2"], "--temperature"),  # no soft targets
+    (DIST + ["--epochs", "0"], "--epochs"),
+    (DIST + ["--batch-size", "0"], "--batch-size"),
+    (DIST + ["--lr", "1e6"], "--lr"),
+    (DIST + ["--root", "DIR"], "--root"),
+    (["distill", "--teacher", "CKPT", "--student", "resnet", "--out", "OUT"], "--student"),
+    (["distill", "--teacher", "CKPT", "--student", "MISSING", "--out", "OUT"], "--student"),
+    (["distill", "--teacher", "CKPT", "--student", "CORRUPT", "--out", "OUT"], "corrupt.npz"),
+    (["distill", "--teacher", "MISSING", "--student", "lenet5", "--out", "OUT"], "none.npz"),
+    (["distill", "--teacher", "TPZ", "--student", "lenet5", "--out", "OUT"], "compressed"),
+    (["distill", "--student", "lenet5", "--out", "OUT"], "--teacher"),
+    (["distill", "--teacher", "CKPT", "--student", "lenet5"], "--out"),
+    (["distill", "--teacher", "CKPT", "--student", "lenet5", "--out", "DIR"], "--out"),
+    # grade
+    (["grade", "SOL", "--assignment", "magnitude"], "--assignment"),
+    (["grade", "SOL"], "--assignment"),
+    (["grade", "--assignment", "magnitude_mask"], "submission"),
+    (["grade", "SOL", "--assignment", "magnitude_mask", "--format", "csv"], "--format"),
+    (["grade", "SOL", "--assignment", "magnitude_mask", "--timeout", "0"], "--timeout"),
+    (["grade", "SOL", "--assignment", "magnitude_mask", "--timeout", "nan"], "--timeout"),
+    (["grade", "SOL", "--assignment", "magnitude_mask", "--load-timeout", "-1"], "--load-timeout"),
+    (["grade", "SOL", "--assignment", "magnitude_mask", "--json", "--format", "gradescope"],
+     "--json"),
+    (["grade", "MISSINGPY", "--assignment", "magnitude_mask"], "none.py"),
+    (["grade", "CKPT", "--assignment", "magnitude_mask"], "submission"),  # not .py / .ipynb
+    (["grade", "--list", "--assignment", "nm_mask"], "--assignment"),
+    (["grade", "SOL", "--list"], "submission"),
 ]
 
 
 @pytest.mark.parametrize("argv, needle", BAD_ARGUMENTS,
                          ids=[" ".join(a[1:] if a[0] != "train" else a[6:]) or a[0]
                               for a, _ in BAD_ARGUMENTS])
-def test_bad_arguments_one_line_exit_2_no_file(trained, tmp_path, capsys, argv, needle):
+def test_bad_arguments_one_line_exit_2_no_file(trained, quantized, shared, compressed, tmp_path,
+                                               capsys, argv, needle):
     folder = tmp_path / "work"
     folder.mkdir()
     (folder / "sub").mkdir()
     corrupt = folder / "corrupt.npz"
     corrupt.write_bytes(b"PK\x03\x04 not really a zip")
+    (folder / "sol.py").write_text(MAGNITUDE_SOLUTION)
+    bad_tpz = folder / "bad.tpz"
+    bad_tpz.write_bytes(b"\x89TPZ\r\n\x1a\n" + bytes(40))  # the magic, then a broken header
     subst = {"CKPT": str(trained), "OUT": str(folder / "out.npz"), "DIR": str(folder / "sub"),
-             "MISSING": str(folder / "none.npz"), "CORRUPT": str(corrupt)}
+             "MISSING": str(folder / "none.npz"), "CORRUPT": str(corrupt),
+             "QCKPT": str(quantized), "TPZ": str(compressed), "BADTPZ": str(bad_tpz),
+             "SHARED": str(shared), "SOL": str(folder / "sol.py"), "MISSINGPY": str(folder / "none.py")}
     argv = [subst.get(a, a) for a in argv]
     before = sorted(p.name for p in folder.rglob("*"))
     code, out, err = run(capsys, *argv)
@@ -281,7 +433,8 @@ def test_datasets_json(capsys):
 def test_python_dash_m_entry_point():
     res = subprocess.run([sys.executable, "-m", "tinyprune", "--help"], capture_output=True,
                          text=True, check=True)
-    for cmd in ("train", "eval", "prune", "report", "datasets"):
+    for cmd in ("train", "eval", "prune", "report", "datasets", "quantize", "compress",
+                "factorize", "distill", "grade"):
         assert cmd in res.stdout
 
 
@@ -293,3 +446,177 @@ def test_pruned_weights_stay_zero_after_cli_finetune(trained, tmp_path, capsys):
     for name, mask in ck.masks.items():
         assert np.all(ck.model.params[name][~mask] == 0.0)
         assert mask.mean() == pytest.approx(0.1, abs=1e-3)
+
+
+# ------------------------------------------------------------------------------------ quantize
+def test_quantize_affine_ptq_and_integer_eval(trained, quantized, capsys):
+    meta = load_checkpoint(quantized).metadata
+    assert meta["quantized"] == {"method": "affine", "bits": 8, "per_channel": True,
+                                 "symmetric": True, "calibration_samples": 512, "qat_epochs": 0}
+    code, out, _ = run(capsys, "eval", str(quantized), "--json")
+    float_q = json.loads(out)["test_accuracy"]
+    assert code == 0 and float_q == pytest.approx(meta["test_accuracy"])
+    code, out, _ = run(capsys, "eval", str(quantized), "--integer", "--json")
+    res = json.loads(out)
+    assert code == 0 and res["integer"] and res["fake_quant_test_accuracy"] == float_q
+    assert abs(res["test_accuracy"] - float_q) <= 0.01  # int8 inference tracks fake quantization
+    code, out, _ = run(capsys, "eval", str(quantized), "--integer")
+    assert "integer-only inference" in out
+
+
+@pytest.mark.slow  # trains one epoch (two for distill)
+def test_quantize_affine_qat_4_bits(trained, tmp_path, capsys):
+    out_path = tmp_path / "q4.npz"
+    code, out, _ = run(capsys, "quantize", str(trained), "--bits", "4", "--no-per-channel",
+                       "--qat-epochs", "1", "--lr", "0.01", "--out", str(out_path), "--json",
+                       "--no-progress")
+    res = json.loads(out)
+    assert code == 0 and res["accuracy_qat"] is not None
+    ck = load_checkpoint(out_path)
+    grids = {name: t for name, t in ck.model.transforms.items()}
+    assert set(grids) == {"fc1.weight", "fc2.weight", "fc3.weight"}
+    for name, t in grids.items():
+        assert t.bits == 4 and not t.per_channel
+        w_eff = ck.model[name.split(".")[0]].effective_param("weight")
+        assert np.unique(w_eff).size <= 16  # a 4-bit per-tensor grid
+    code, out, _ = run(capsys, "eval", str(out_path), "--json")
+    assert json.loads(out)["test_accuracy"] == pytest.approx(res["accuracy_qat"])
+
+
+@pytest.mark.slow  # trains one epoch (two for distill)
+def test_quantize_kmeans_finetune(trained, tmp_path, capsys):
+    out_path = tmp_path / "k.npz"
+    code, out, _ = run(capsys, "quantize", str(trained), "--method", "kmeans", "--bits", "5",
+                       "--qat-epochs", "1", "--out", str(out_path), "--json", "--no-progress")
+    res = json.loads(out)
+    assert code == 0 and res["quantized"]["bits"] == {"fc1": 5, "fc2": 5, "fc3": 5}
+    assert res["accuracy_finetuned"] > res["accuracy_before"] - 0.03
+    ck = load_checkpoint(out_path)
+    for name, k in res["codebook_sizes"].items():
+        w_eff = ck.model[name.split(".")[0]].effective_param("weight")
+        assert 1 < np.unique(w_eff).size <= 32 and k <= 32
+    code, out, _ = run(capsys, "eval", str(out_path), "--json")
+    assert json.loads(out)["test_accuracy"] == pytest.approx(res["accuracy_finetuned"])
+
+
+# ------------------------------------------------------------------------ compress, --storage
+def test_compress_eval_and_storage_report(shared, compressed, capsys):
+    import os
+
+    from tinyprune.size import load_compressed, read_header
+
+    ck = load_checkpoint(shared)
+    loaded = load_compressed(compressed)
+    for name, w in loaded.params.items():  # exactly the weights the checkpoint computes with
+        layer, pname = name.split(".")
+        np.testing.assert_array_equal(w, ck.model[layer].effective_param(pname))
+    header = read_header(compressed)
+    assert {t["name"]: t["index_bits"] for t in header["tensors"] if t["encoding"] == "csr"} == \
+        {"fc1.weight": 5, "fc2.weight": 5, "fc3.weight": 5}  # fc: 5 bits (Deep Compression)
+    accs = []
+    for path in (shared, compressed):
+        code, out, _ = run(capsys, "eval", str(path), "--json")
+        assert code == 0
+        accs.append(json.loads(out)["test_accuracy"])
+    assert accs[0] == accs[1] and json.loads(out)["compressed"]
+    code, out, _ = run(capsys, "report", str(compressed), "--storage", "--json")
+    st = json.loads(out)
+    size = os.path.getsize(compressed)
+    assert st["file"]["bytes"] == size
+    assert st["file"]["ratio"] == pytest.approx(st["total"]["dense_bytes"] / size)
+    assert st["file"]["ratio"] > 20  # 90% pruned, 5-bit shared, Huffman-coded
+    t = st["total"]
+    assert (t["dense_bytes"] > t["csr"]["total_bytes"] > t["shared"]["total_bytes"]
+            > t["huffman"]["total_bytes"] >= t["entropy_bound_bytes"] * 0.99)
+    for r in st["layers"].values():
+        assert r["entropy_bound_bytes"] <= r["huffman"]["total_bytes"]
+    before = sorted(p.name for p in shared.parent.iterdir())
+    code, out, _ = run(capsys, "report", str(shared), "--storage")  # a temporary file
+    assert code == 0 and "+Huffman" in out and "entropy" in out and "temporary" in out
+    assert sorted(p.name for p in shared.parent.iterdir()) == before
+
+
+def test_compress_options_and_text(shared, tmp_path, capsys):
+    from tinyprune.size import read_header
+
+    out_path = tmp_path / "m.tpz"
+    code, out, _ = run(capsys, "compress", str(shared), "--out", str(out_path), "--index-bits",
+                       "4", "--no-huffman")
+    assert code == 0 and "Huffman off" in out and "fc1.weight" in out and "file:" in out
+    tensors = [t for t in read_header(out_path)["tensors"] if t["encoding"] == "csr"]
+    assert tensors and all(t["index_bits"] == 4 and not t["huffman"] for t in tensors)
+    code, out, _ = run(capsys, "report", str(out_path), "--storage", "--json")
+    assert all(r["index_bits"] == 4 for r in json.loads(out)["layers"].values())
+
+
+# ----------------------------------------------------------------------------------- factorize
+@pytest.mark.slow  # trains one epoch (two for distill)
+def test_factorize_energy_and_rank(trained, tmp_path, capsys):
+    from tinyprune.lowrank import factorized_layers
+
+    out_path = tmp_path / "f.npz"
+    code, out, _ = run(capsys, "factorize", str(trained), "--layers", "fc1", "--energy", "0.9",
+                       "--finetune-epochs", "0", "--out", str(out_path), "--json")
+    res = json.loads(out)
+    assert code == 0 and list(res["ranks"]) == ["fc1"] and res["accuracy_finetuned"] is None
+    ck = load_checkpoint(out_path)
+    rank = res["ranks"]["fc1"]
+    assert factorized_layers(ck.model) == {"fc1": rank}
+    assert ck.model["fc1_v"].params["weight"].shape == (rank, 784)
+    assert ck.model["fc1_u"].params["weight"].shape == (300, rank)
+    assert res["params_after"] == ck.model.num_parameters() < res["params_before"]
+    code, out, _ = run(capsys, "eval", str(out_path), "--json")
+    assert json.loads(out)["test_accuracy"] == pytest.approx(res["accuracy_factorized"])
+    code, out, _ = run(capsys, "factorize", str(trained), "--rank", "16", "--out",
+                       str(out_path), "--no-progress")
+    assert code == 0 and "fc1 (rank 16), fc2 (rank 16)" in out  # fc3 cannot shrink: dense
+    assert "accuracy after fine-tune" in out
+
+
+# ------------------------------------------------------------------------------------- distill
+@pytest.mark.slow  # trains one epoch (two for distill)
+def test_distill_zoo_student_and_checkpoint_student(trained, tmp_path, capsys):
+    out_path = tmp_path / "s.npz"
+    code, out, _ = run(capsys, "distill", "--teacher", str(trained), "--student", "lenet-300-100",
+                       "--temperature", "4", "--alpha", "0.9", "--epochs", "1", "--out",
+                       str(out_path), "--json", "--no-progress")
+    res = json.loads(out)
+    assert code == 0 and res["student_accuracy_before"] is None
+    assert res["student_accuracy"] > 0.6  # one epoch on the embedded subset learns
+    meta = load_checkpoint(out_path).metadata
+    assert meta["distilled"] == {"teacher": trained.name, "temperature": 4.0, "alpha": 0.9,
+                                 "epochs": 1}
+    assert meta["model"] == "lenet-300-100" and meta["dataset"] == "fashion-mnist-small"
+    code, out, _ = run(capsys, "eval", str(out_path), "--json")
+    assert json.loads(out)["test_accuracy"] == pytest.approx(res["student_accuracy"])
+    code, out, _ = run(capsys, "distill", "--teacher", str(trained), "--student", str(out_path),
+                       "--lr", "0.01", "--out", str(tmp_path / "s2.npz"), "--no-progress")
+    assert code == 0 and "student before" in out and "T = 4.0, alpha = 0.9" in out
+
+
+# --------------------------------------------------------------------------------------- grade
+def test_grade_formats_exit_0_whatever_the_score(tmp_path, capsys):
+    solved, wrong = tmp_path / "solved.py", tmp_path / "wrong.py"
+    solved.write_text(MAGNITUDE_SOLUTION)
+    wrong.write_text(MAGNITUDE_SOLUTION.replace("np.argsort(np.abs(w)", "np.argsort(-np.abs(w)"))
+    code, out, _ = run(capsys, "grade", str(solved), "--assignment", "magnitude_mask")
+    assert code == 0 and "10 / 10 points" in out
+    code, out, _ = run(capsys, "grade", str(wrong), "--assignment", "magnitude_mask", "--json")
+    res = json.loads(out)
+    assert code == 0 and res["score"] < res["max_score"]
+    code, out, _ = run(capsys, "grade", str(wrong), "--assignment", "magnitude_mask", "--format",
+                       "gradescope", "--timeout", "5")
+    gs = json.loads(out)
+    assert code == 0 and gs["score"] == pytest.approx(res["score"])
+    assert "largest" in gs["output"]  # the mistake is named
+    assert {"name", "score", "max_score", "output"} <= set(gs["tests"][0])
+
+
+def test_grade_list(capsys):
+    from tinyprune.grading import ASSIGNMENTS
+
+    code, out, _ = run(capsys, "grade", "--list", "--json")
+    rows = json.loads(out)
+    assert code == 0 and [r["name"] for r in rows] == sorted(ASSIGNMENTS)
+    code, out, _ = run(capsys, "grade", "--list")
+    assert all(name in out for name in ASSIGNMENTS) and "points" in out
