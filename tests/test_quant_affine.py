@@ -66,7 +66,7 @@ def test_degenerate_range_all_zero_gives_eps_scale_and_exact_zeros():
     s, z = qparams_from_range(3.0, 3.0, bits=8, signed=False)
     assert s == np.float32(3.0) / np.float32(255.0) and z == 0
     y = fake_quantize(np.array([3.0], np.float32), s, z, signed=False)
-    assert y[0] == pytest.approx(3.0, abs=s / 2)
+    assert y[0] == pytest.approx(3.0, abs=float(s) / 2)
 
 
 def test_quantize_dequantize_by_hand():
