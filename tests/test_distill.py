@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from round_transform import RoundToGrid
 
 from tinyprune.distill import (
     DistillationLoss,
@@ -20,7 +21,6 @@ from tinyprune.nn.gradcheck import check_function_gradient
 from tinyprune.nn.losses import Batch, cross_entropy, softmax
 from tinyprune.nn.optim import SGD
 from tinyprune.nn.train import fit, predict
-from tinyprune.nn.transforms import WeightTransform, register_transform
 
 
 def _logits(rng, n, c, scale=1.0, dtype=np.float64):
@@ -262,23 +262,6 @@ def test_distill_precomputed_or_per_batch_teacher_train_alike():
         np.testing.assert_allclose(w, runs[0][1], rtol=1e-9, atol=1e-12)
 
 
-@register_transform
-class DistillTestRound(WeightTransform):
-    """Round to a grid of step ``step`` with the straight-through estimator (fake quantization)."""
-
-    def __init__(self, step):
-        self.step = step
-
-    def spec(self):
-        return {**super().spec(), "step": self.step}
-
-    def forward(self, w):
-        return np.round(w / self.step) * self.step, None
-
-    def backward(self, dw_eff, cache):
-        return dw_eff
-
-
 @pytest.mark.parametrize("kind", ["pruned", "quantized", "factorized"])
 def test_distill_a_compressed_student_from_its_dense_parent(kind):
     from tinyprune.lowrank import factorize_model
@@ -291,7 +274,7 @@ def test_distill_a_compressed_student_from_its_dense_parent(kind):
         set_masks_(student, prune_model(student, ["fc1", "fc2"], 0.7, criterion="l1"))
     elif kind == "quantized":
         student = parent.copy()
-        student.set_transform("fc1.weight", DistillTestRound(0.5))
+        student.set_transform("fc1.weight", RoundToGrid(0.5))
     else:
         student = factorize_model(parent, {"fc1": 2})
     before = _kl_to(parent, student, x, 4.0)

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from round_transform import RoundToGrid
 
 from tinyprune.nn import Conv2d, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential, lenet5
 from tinyprune.nn.batching import iterate_minibatches
@@ -150,24 +151,6 @@ def test_batch_holds_x_y_and_index():
 
 
 @register_transform
-class RoundSTE(WeightTransform):
-    """``W_eff = round(W * scale) / scale`` with the straight-through estimator
-    ``dL/dW = dL/dW_eff`` (the shape of fake quantization without clamping)."""
-
-    def __init__(self, scale=4.0):
-        self.scale = float(scale)
-
-    def forward(self, w):
-        return (np.round(w * self.scale) / self.scale).astype(w.dtype), None
-
-    def backward(self, dw_eff, cache):
-        return dw_eff  # straight through: rounding treated as the identity
-
-    def spec(self):
-        return {**super().spec(), "scale": self.scale}
-
-
-@register_transform
 class SignFlip(WeightTransform):
     """``W_eff = s * W`` with a stored sign array ``s`` (a transform with state arrays)."""
 
@@ -221,7 +204,7 @@ def test_rounding_transform_with_ste_computes_with_rounded_weights(fast):
         model.fast = fast
     rounded = model.copy()
     for name in _all_weights(model):
-        model.set_transform(name, RoundSTE(4.0))
+        model.set_transform(name, RoundToGrid(0.25))
         rounded.set_param(name, np.round(model.params[name] * 4.0) / 4.0)
     # forward: the network computes with the rounded weights
     np.testing.assert_array_equal(model.forward(x), rounded.forward(x))
@@ -252,7 +235,7 @@ def test_transform_with_a_chain_rule_backward_is_gradient_checked():
 def test_transforms_survive_copy_and_checkpoints(tmp_path):
     x, _ = _data(n=5)
     model = _convnet()
-    model.set_transform("fc1.weight", RoundSTE(2.0))
+    model.set_transform("fc1.weight", RoundToGrid(0.5))
     signs = np.where(np.random.default_rng(0).random((4, 1, 3, 3)) < 0.5, -1.0, 1.0)
     model.set_transform("conv1.weight", SignFlip(signs.astype(np.float32)))
     ref = model.forward(x)
@@ -264,8 +247,8 @@ def test_transforms_survive_copy_and_checkpoints(tmp_path):
     path = tmp_path / "t.npz"
     save_checkpoint(path, model)
     loaded = load_checkpoint(path).model
-    assert isinstance(loaded.transforms["fc1.weight"], RoundSTE)
-    assert loaded.transforms["fc1.weight"].scale == 2.0
+    assert isinstance(loaded.transforms["fc1.weight"], RoundToGrid)
+    assert loaded.transforms["fc1.weight"].step == 0.5
     np.testing.assert_array_equal(loaded.transforms["conv1.weight"].signs, signs)
     np.testing.assert_array_equal(loaded.forward(x), ref)
 

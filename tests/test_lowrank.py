@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from round_transform import RoundToGrid
 
 from tinyprune.lowrank import (
     choose_rank,
@@ -28,7 +29,6 @@ from tinyprune.nn.checkpoint import load_checkpoint, save_checkpoint
 from tinyprune.nn.gradcheck import check_model_gradients
 from tinyprune.nn.optim import SGD
 from tinyprune.nn.train import fit
-from tinyprune.nn.transforms import WeightTransform, register_transform
 
 
 def _matrix(rng, m, n, dtype=np.float64):
@@ -328,27 +328,10 @@ def test_factorize_model_rejects_a_name_clash_and_a_non_model():
         factorize_model(Linear(4, 4), {"fc1": 2})
 
 
-@register_transform
-class LowrankTestRound(WeightTransform):
-    """Round to a grid of step ``step`` with the straight-through estimator (fake quantization)."""
-
-    def __init__(self, step):
-        self.step = step
-
-    def spec(self):
-        return {**super().spec(), "step": self.step}
-
-    def forward(self, w):
-        return np.round(w / self.step) * self.step, None
-
-    def backward(self, dw_eff, cache):
-        return dw_eff
-
-
 def test_masks_and_transforms_of_other_layers_are_kept_those_of_the_factorized_layer_dropped():
     model = _mlp()
     model.masks = {"fc1.weight": np.ones((9, 12), bool), "fc2.weight": np.eye(4, 9, dtype=bool)}
-    model.set_transform("fc2.weight", LowrankTestRound(0.25))
+    model.set_transform("fc2.weight", RoundToGrid(0.25))
     new = factorize_model(model, {"fc1": 2})
     assert set(new.masks) == {"fc2.weight"}
     np.testing.assert_array_equal(new.masks["fc2.weight"], model.masks["fc2.weight"])
@@ -386,7 +369,7 @@ def test_pruning_and_fake_quantization_apply_to_the_factors_during_fine_tuning()
     model = factorize_model(_mlp(), {"fc1": 4})
     set_masks_(model, prune_model(model, ["fc1_v", "fc1_u"], 0.5, criterion="l1"))
     assert set(model.masks) == {"fc1_v.weight", "fc1_u.weight"}
-    model.set_transform("fc1_u.weight", LowrankTestRound(1 / 64))
+    model.set_transform("fc1_u.weight", RoundToGrid(1 / 64))
     opt = SGD(model.params, lr=0.05, momentum=0.9)
     fit(model, x, y, optimizer=opt, epochs=3, batch_size=16, rng=0, progress=False)
     for name, m in model.masks.items():
