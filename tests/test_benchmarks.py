@@ -52,3 +52,11 @@ def test_bench_engine_reports_the_four_ratios():
         assert _positive(result[key]), key
     for case in result["cases"].values():
         assert _positive(case["tinyprune_images_per_s"]) and _positive(case["torch_images_per_s"])
+
+
+def test_bench_sensitivity_times_both_scans_and_they_agree():
+    result = _run("bench_sensitivity.py")
+    assert (result["layers"], result["ratios"]) == (4, 10)  # the lecture net, r = 0 .. 0.9
+    assert result["same_table"] is True
+    for key in ("fast_s", "reference_s", "fast_min_s", "reference_min_s", "speedup"):
+        assert _positive(result[key]), key
