@@ -13,8 +13,9 @@ smaller, lower-rank matrices) maps to:
   in one call (:func:`factorize_model`, a new model), and :func:`factorized_layers` to inspect it.
 
 Fine-tune the factorized model with :func:`tinyprune.nn.train.fit` (or distil it from its dense
-parent with :func:`tinyprune.distill.distill`). Rank selection by sensitivity is not here yet:
-choose ranks by energy or by a target reduction.
+parent with :func:`tinyprune.distill.distill`). Ranks come from a rule (energy, target reduction)
+or from a sensitivity scan with the rank as the knob (:mod:`~tinyprune.lowrank.rank_sensitivity`:
+:func:`rank_sensitivity_scan`, then ``ranks_for_threshold(T)``).
 """
 
 from .factorize import (
@@ -26,6 +27,7 @@ from .factorize import (
     factorized_layers,
     weight_matrix,
 )
+from .rank_sensitivity import RankSensitivity, rank_sensitivity_scan
 from .svd import (
     choose_rank,
     energy_curve,
@@ -38,6 +40,8 @@ from .svd import (
 )
 
 __all__ = [
+    "RankSensitivity",
+    "rank_sensitivity_scan",
     "FACTOR_SUFFIXES",
     "choose_rank",
     "energy_curve",
