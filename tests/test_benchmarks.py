@@ -60,3 +60,14 @@ def test_bench_sensitivity_times_both_scans_and_they_agree():
     assert result["same_table"] is True
     for key in ("fast_s", "reference_s", "fast_min_s", "reference_min_s", "speedup"):
         assert _positive(result[key]), key
+
+
+def test_bench_quant_reports_calibration_kmeans_and_inference_times():
+    result = _run("bench_quant.py")
+    for key in ("calibrate_lecture_net", "calibrate_lenet_300_100", "kmeans_fc1_32"):
+        assert _positive(result[key]["median_ms"]) and _positive(result[key]["min_ms"]), key
+    assert result["kmeans_fc1_32"]["weights"] == 128 * 9216
+    for name in ("lecture_net", "lenet_300_100"):
+        case = result[f"inference_{name}"]
+        assert _positive(case["float"]["median_ms"]) and _positive(case["integer"]["median_ms"])
+        assert _positive(case["integer_over_float"])
