@@ -45,6 +45,8 @@ def plot_lottery(result):
             xs, ys = zip(*pts, strict=True)
             ax.plot(xs, ys, marker="s", linestyle="--", label=label)
     ax.set_xscale("log")
+    ax.set_xticks(x, [f"{v:.1%}" for v in x])  # one tick per round
+    ax.minorticks_off()
     ax.invert_xaxis()
     ax.set_xlabel("fraction of weights remaining")
     ax.set_ylabel("test accuracy (early stopping)")
