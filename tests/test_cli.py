@@ -762,6 +762,7 @@ def test_sensitivity_text_choose_apply_plot(trained, tmp_path, capsys):
     code, out, _ = run(capsys, "sensitivity", str(trained), "--ratios", "0,0.5",
                        "--granularity", "channel")
     assert code == 0 and "r=0.5" in out and "fc1.weight" in out and "T =" not in out
+    assert "fc3.weight" not in out  # channel: the classifier keeps its classes
 
 
 @pytest.mark.slow  # three short trainings

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 
 from ..datasets import DATASET_NAMES
@@ -94,13 +96,14 @@ def cmd_lottery(args) -> int:
 def register(add) -> None:
     """Add the ``lottery`` parser."""
     lt = add("lottery", help="lottery tickets: iterative magnitude pruning with reset",
-             description="Train a fresh zoo model, then each round prune the smallest-magnitude "
-                         "remaining weights layer by layer (20%% of fc, 10%% of conv, half the "
-                         "rate for the output layer), reset the survivors to their initial "
-                         "values (or to iteration --rewind-iter) and retrain; controls: the "
-                         "same masks with a fresh initialisation, random masks of the same "
-                         "sparsity. Early stopping uses a validation split of the TRAINING "
-                         "data; the test accuracy is only reported.")
+             description=textwrap.fill(
+                "Train a fresh zoo model, then each round prune the smallest-magnitude "
+                "remaining weights layer by layer (20% of fc, 10% of conv, half the "
+                "rate for the output layer), reset the survivors to their initial "
+                "values (or to iteration --rewind-iter) and retrain; controls: the "
+                "same masks with a fresh initialisation, random masks of the same "
+                "sparsity. Early stopping uses a validation split of the TRAINING "
+                "data; the test accuracy is only reported.", 79, break_on_hyphens=False))
     lt.add_argument("--model", choices=sorted(MODELS), default="lenet-300-100",
                     help="architecture from the model zoo")
     lt.add_argument("--rounds", type=int_at_least(1), required=True,

@@ -5,6 +5,7 @@ accuracy, choose per-layer ratios for a target sparsity
 from __future__ import annotations
 
 import argparse
+import textwrap
 import time
 
 from ..prune import CRITERIA, GRANULARITIES
@@ -79,9 +80,13 @@ def cmd_sensitivity(args) -> int:
     name = args.dataset or ckpt.metadata.get("dataset", DEFAULT_DATASET)
     data = load_data(args, name, normalize=bool(ckpt.metadata.get("normalize", True)))
     _, _, x_val, y_val = validation_data(args, data)
+    layers = None
+    if args.granularity == "channel":  # as tinyprune prune: the classifier keeps its classes
+        layers = [k for k, v in model.params.items() if k.endswith(".weight") and v.ndim >= 2][:-1]
     t0 = time.perf_counter()
     try:
-        res = sensitivity_scan(model, x_val, y_val, ratios=args.ratios, criterion=args.criterion,
+        res = sensitivity_scan(model, x_val, y_val, layers=layers, ratios=args.ratios,
+                               criterion=args.criterion,
                                granularity=args.granularity, p=args.p, rng=args.seed)
     except (ValueError, TypeError) as exc:
         raise CLIError(str(exc)) from None
@@ -132,21 +137,23 @@ def cmd_sensitivity(args) -> int:
 def register(add) -> None:
     """Add the ``sensitivity`` parser."""
     s = add("sensitivity", help="per-layer sensitivity scan; ratios for a target sparsity",
-            description="For each layer and each ratio r, only that layer is pruned to r and "
-                        "the accuracy is measured on a VALIDATION split carved from the "
-                        "TRAINING data (--val-fraction, --seed), never on the test set: the "
-                        "ratios are chosen from these figures, so measuring them on the test "
-                        "set would make its accuracy a tuned figure, not an estimate. With "
-                        "--target-sparsity, the smallest accuracy drop T is found such that "
-                        "giving each layer the largest r whose drop is <= T reaches the "
-                        "target overall pruning rate (by weight count).")
+            description=textwrap.fill(
+                "For each layer and each ratio r, only that layer is pruned to r and "
+                "the accuracy is measured on a VALIDATION split carved from the "
+                "TRAINING data (--val-fraction, --seed), never on the test set: the "
+                "ratios are chosen from these figures, so measuring them on the test "
+                "set would make its accuracy a tuned figure, not an estimate. With "
+                "--target-sparsity, the smallest accuracy drop T is found such that "
+                "giving each layer the largest r whose drop is <= T reaches the "
+                "target overall pruning rate (by weight count).", 79, break_on_hyphens=False))
     s.add_argument("checkpoint", help=CHECKPOINT_HELP)
     s.add_argument("--ratios", type=ratio_list, default=DEFAULT_RATIOS,
                    help="comma-separated increasing pruning ratios in [0, 1]")
     s.add_argument("--criterion", choices=sorted(CRITERIA), default="l1",
                    help="importance score of each unit (lp needs --p)")
     s.add_argument("--granularity", choices=SCAN_GRANULARITIES, default="element",
-                   help="what one unit is (as tinyprune prune; not nm, a fixed pattern)")
+                   help="what one unit is (as tinyprune prune; not nm, a fixed pattern; "
+                        "channel leaves the classifier out)")
     s.add_argument("--p", type=norm_order, default=None,
                    help="norm order for --criterion lp (> 0, or inf)")
     s.add_argument("--target-sparsity", type=fraction, default=None,
