@@ -130,6 +130,8 @@ KMEANS = QUANT + ["--method", "kmeans"]
 FACT = ["factorize", "CKPT", "--no-progress", "--out", "OUT"]
 DIST = ["distill", "--teacher", "CKPT", "--student", "lenet-300-100", "--no-progress", "--out",
         "OUT"]
+SENS = ["sensitivity", "CKPT"]
+LOT = ["lottery", "--no-progress"]
 BAD_ARGUMENTS = [
     # train
     (TRAIN + ["--epochs", "0"], "--epochs"),
@@ -306,6 +308,61 @@ BAD_ARGUMENTS = [
     (["distill", "--student", "lenet5", "--out", "OUT"], "--teacher"),
     (["distill", "--teacher", "CKPT", "--student", "lenet5"], "--out"),
     (["distill", "--teacher", "CKPT", "--student", "lenet5", "--out", "DIR"], "--out"),
+    # prune --schedule
+    (PRUNE + ["--schedule", "gradual"], "--schedule"),
+    (PRUNE + ["--rounds", "3"], "--rounds"),  # oneshot has no rounds
+    (PRUNE + ["--schedule", "oneshot", "--rounds", "2"], "--rounds"),
+    (PRUNE + ["--schedule", "agp", "--rounds", "0"], "--rounds"),
+    (PRUNE + ["--schedule", "agp", "--rounds", "two"], "--rounds"),
+    (PRUNE + ["--schedule", "agp", "--finetune-epochs", "0"], "--finetune-epochs"),
+    (PRUNE + ["--schedule", "iterative", "--finetune-epochs", "0"], "--finetune-epochs"),
+    (PRUNE + ["--schedule", "iterative", "--granularity", "nm"], "--granularity"),
+    (PRUNE + ["--schedule", "agp", "--relative-to", "total"], "--relative-to"),
+    (PRUNE + ["--schedule", "iterative", "--rounds", "3", "--finetune-epochs", "2"], "--rounds"),
+    (PRUNE + ["--schedule", "agp", "--rounds", "1000"], "--rounds"),  # 94 steps per epoch
+    (PRUNE + ["--schedule", "agp", "--granularity", "channel", "--sparsity", "1", "--physical"],
+     "--sparsity"),  # checked before fine-tuning
+    # sensitivity
+    (SENS + ["--ratios", "0,1.5"], "--ratios"),
+    (SENS + ["--ratios", "0.5,0.1"], "--ratios"),  # not increasing
+    (SENS + ["--ratios", "0,,0.5"], "--ratios"),
+    (SENS + ["--ratios", "nan"], "--ratios"),
+    (SENS + ["--criterion", "taylor"], "--criterion"),
+    (SENS + ["--granularity", "nm"], "--granularity"),
+    (SENS + ["--criterion", "lp"], "--p"),
+    (SENS + ["--p", "2"], "--p"),
+    (SENS + ["--target-sparsity", "1.5"], "--target-sparsity"),
+    (SENS + ["--target-sparsity", "0.95"], "--target-sparsity"),  # above the largest ratio
+    (SENS + ["--val-fraction", "0"], "--val-fraction"),
+    (SENS + ["--val-fraction", "1"], "--val-fraction"),
+    (SENS + ["--seed", "-1"], "--seed"),
+    (SENS + ["--apply", "--out", "OUT"], "--apply"),  # no --target-sparsity
+    (SENS + ["--apply", "--target-sparsity", "0.5"], "--apply"),  # no --out
+    (SENS + ["--out", "OUT"], "--out"),  # without --apply
+    (SENS + ["--apply", "--target-sparsity", "0.5", "--out", "DIR"], "--out"),
+    (SENS + ["--plot", "DIR"], "--plot"),
+    (SENS + ["--plot", "/nonexistent/dir/s.png"], "--plot"),
+    (SENS + ["--plot", "TXT"], "--plot"),  # no figure format
+    (SENS + ["--root", "DIR"], "--root"),
+    (["sensitivity", "TPZ"], "compressed model file"),
+    (["sensitivity", "MISSING"], "none.npz"),
+    # lottery
+    (LOT, "--rounds"),  # required
+    (LOT + ["--rounds", "0"], "--rounds"),
+    (LOT + ["--rounds", "1", "--rewind-iter", "-1"], "--rewind-iter"),
+    (LOT + ["--rounds", "1", "--rewind-iter", "100000"], "--rewind-iter"),  # > one run's steps
+    (LOT + ["--rounds", "1", "--epochs", "0"], "--epochs"),
+    (LOT + ["--rounds", "1", "--model", "resnet"], "--model"),
+    (LOT + ["--rounds", "1", "--lr", "0"], "--lr"),
+    (LOT + ["--rounds", "1", "--batch-size", "0"], "--batch-size"),
+    (LOT + ["--rounds", "1", "--val-fraction", "1.5"], "--val-fraction"),
+    (LOT + ["--rounds", "1", "--eval-every", "0"], "--eval-every"),
+    (LOT + ["--rounds", "1", "--seed", "-1"], "--seed"),
+    (LOT + ["--rounds", "1", "--plot", "DIR"], "--plot"),
+    (LOT + ["--rounds", "1", "--plot", "TXT"], "--plot"),
+    (LOT + ["--rounds", "1", "--root", "DIR"], "--root"),
+    (LOT + ["--rounds", "1", "--dataset", "cifar"], "--dataset"),
+    (LOT + ["--rounds", "1", "--optimizer", "sgd"], "--optimizer"),  # Adam, as the paper
     # grade
     (["grade", "SOL", "--assignment", "magnitude"], "--assignment"),
     (["grade", "SOL"], "--assignment"),
@@ -339,7 +396,8 @@ def test_bad_arguments_one_line_exit_2_no_file(trained, quantized, shared, compr
     subst = {"CKPT": str(trained), "OUT": str(folder / "out.npz"), "DIR": str(folder / "sub"),
              "MISSING": str(folder / "none.npz"), "CORRUPT": str(corrupt),
              "QCKPT": str(quantized), "TPZ": str(compressed), "BADTPZ": str(bad_tpz),
-             "SHARED": str(shared), "SOL": str(folder / "sol.py"), "MISSINGPY": str(folder / "none.py")}
+             "SHARED": str(shared), "SOL": str(folder / "sol.py"), "MISSINGPY": str(folder / "none.py"),
+             "TXT": str(folder / "plot.txt")}
     argv = [subst.get(a, a) for a in argv]
     before = sorted(p.name for p in folder.rglob("*"))
     code, out, err = run(capsys, *argv)
@@ -620,3 +678,106 @@ def test_grade_list(capsys):
     assert code == 0 and [r["name"] for r in rows] == sorted(ASSIGNMENTS)
     code, out, _ = run(capsys, "grade", "--list")
     assert all(name in out for name in ASSIGNMENTS) and "points" in out
+
+
+# ------------------------------------------------------------ sensitivity, schedules, lottery
+@pytest.mark.slow  # two fine-tunings
+def test_prune_schedule_oneshot_is_the_default(trained, tmp_path, capsys):
+    outs = []
+    for extra in ([], ["--schedule", "oneshot"]):
+        path = tmp_path / f"p{len(outs)}.npz"
+        code, out, _ = run(capsys, "prune", str(trained), "--sparsity", "0.7", "--out", str(path),
+                           "--json", "--no-progress", *extra)
+        assert code == 0
+        res = json.loads(out)
+        outs.append((res["accuracy_pruned"], res["accuracy_finetuned"],
+                     load_checkpoint(path).model.params["fc1.weight"]))
+    assert outs[0][:2] == outs[1][:2]
+    np.testing.assert_array_equal(outs[0][2], outs[1][2])
+
+
+def test_prune_schedule_agp_follows_the_formula(trained, tmp_path, capsys):
+    from tinyprune.prune.schedules import agp_sparsity
+
+    path = tmp_path / "agp.npz"
+    code, out, _ = run(capsys, "prune", str(trained), "--schedule", "agp", "--rounds", "5",
+                       "--sparsity", "0.9", "--finetune-epochs", "1", "--out", str(path),
+                       "--json", "--no-progress")
+    assert code == 0
+    res = json.loads(out)
+    steps = -(-6000 // 64)  # the embedded subset's training set, batch 64
+    dt = (3 * steps // 4) // 5
+    assert [e["step"] for e in res["events"]] == [k * dt for k in range(6)]
+    previous = 0.0
+    for e in res["events"]:
+        want = agp_sparsity(e["step"], 0.0, 0.9, 0, 5, dt)
+        assert e["target"] == pytest.approx(want)
+        assert e["sparsity"]["fc1.weight"] == pytest.approx(round(want * 235200) / 235200)
+        assert e["sparsity"]["fc1.weight"] >= previous  # masks only grow
+        previous = e["sparsity"]["fc1.weight"]
+    ckpt = load_checkpoint(path)
+    assert ckpt.metadata["pruned"]["schedule"] == "agp"
+    for name in ("fc1.weight", "fc2.weight", "fc3.weight"):
+        assert 1 - ckpt.masks[name].mean() == pytest.approx(0.9, abs=1e-3)
+        assert not ckpt.model.params[name][~ckpt.masks[name]].any()
+
+
+def test_prune_schedule_iterative_rounds(trained, tmp_path, capsys):
+    from tinyprune.prune.schedules import iterative_sparsities
+
+    code, out, _ = run(capsys, "prune", str(trained), "--schedule", "iterative", "--rounds", "2",
+                       "--sparsity", "0.8", "--finetune-epochs", "2", "--granularity",
+                       "channel", "--json", "--no-progress")
+    assert code == 0
+    res = json.loads(out)
+    assert [e["epoch"] for e in res["events"]] == [0, 1]
+    assert [e["target"] for e in res["events"]] == pytest.approx(iterative_sparsities(0.8, 2))
+    assert res["events"][-1]["sparsity"] == {"fc1.weight": 0.8, "fc2.weight": 0.8}
+    assert res["report"]["layers"]["fc1"]["zero_channels"] == pytest.approx(0.8)
+
+
+def test_sensitivity_text_choose_apply_plot(trained, tmp_path, capsys):
+    from tinyprune.datasets import load_dataset
+    from tinyprune.nn.train import evaluate
+    from tinyprune.prune.sensitivity import validation_split
+
+    out_path, plot = tmp_path / "s.npz", tmp_path / "s.png"
+    code, out, _ = run(capsys, "sensitivity", str(trained), "--ratios", "0,0.5,0.9",
+                       "--target-sparsity", "0.8", "--apply", "--out", str(out_path),
+                       "--plot", str(plot), "--json")
+    assert code == 0
+    res = json.loads(out)
+    # the baseline is measured on 10% of the TRAINING data (seed 0), not on the test set
+    data = load_dataset("fashion-mnist-small", normalize=True)  # as tinyprune train
+    _, _, xv, yv = validation_split(data.x_train, data.y_train, 0.1, 0)
+    model = load_checkpoint(trained).model
+    assert res["n_val"] == len(yv) == 600
+    assert res["baseline"] == pytest.approx(float(evaluate(model, xv, yv)["accuracy"]))
+    assert res["pruning_rate"] >= 0.8
+    assert set(res["chosen"]) == {"fc1.weight", "fc2.weight", "fc3.weight"}
+    masks = load_checkpoint(out_path).masks
+    for name, ratio in res["chosen"].items():
+        assert 1 - masks[name].mean() == pytest.approx(ratio, abs=1e-3)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, out, _ = run(capsys, "sensitivity", str(trained), "--ratios", "0,0.5",
+                       "--granularity", "channel")
+    assert code == 0 and "r=0.5" in out and "fc1.weight" in out and "T =" not in out
+    assert "fc3.weight" not in out  # channel: the classifier keeps its classes
+
+
+@pytest.mark.slow  # three short trainings
+def test_lottery_rounds_controls_and_plot(tmp_path, capsys):
+    plot = tmp_path / "lt.png"
+    code, out, _ = run(capsys, "lottery", "--model", "lenet-300-100", "--rounds", "1",
+                       "--rewind-iter", "10", "--plot", str(plot), "--json", "--no-progress")
+    assert code == 0
+    res = json.loads(out)
+    assert [r["round"] for r in res["rounds"]] == [0, 1] and res["rewind_iter"] == 10
+    kept = res["rounds"][1]["kept"]
+    assert kept == {"fc1.weight": 188160, "fc2.weight": 24000, "fc3.weight": 900}  # 20/20/10%
+    assert res["rounds"][1]["random_kept"] == kept == res["rounds"][1]["reinit_kept"]
+    for key in ("test_accuracy", "reinit_test_accuracy", "random_test_accuracy"):
+        assert 0.1 < res["rounds"][1][key] <= 1.0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, out, _ = run(capsys, "lottery", "--rounds", "1", "--no-progress")
+    assert code == 0 and "remaining" in out and "reinit" in out

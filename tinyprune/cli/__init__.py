@@ -1,6 +1,7 @@
 """The ``tinyprune`` command line: train, prune, quantize, compress, factorize, distil, grade.
 
-Also: evaluate (float, integer-only, or from a compressed file), report (sparsity, storage stage
+Also: per-layer sensitivity scans, pruning schedules (prune --schedule), lottery tickets;
+evaluate (float, integer-only, or from a compressed file), report (sparsity, storage stage
 by stage), list the datasets.
 
 Examples
@@ -12,7 +13,10 @@ Examples
     tinyprune prune model.npz --criterion l1 --granularity channel --sparsity 0.5 \\
         --finetune-epochs 1 --out pruned.npz --physical
     tinyprune prune model.npz --granularity nm --n-pruned 2 --m 4 --out nm.npz
+    tinyprune prune model.npz --schedule agp --sparsity 0.9 --finetune-epochs 2 --out agp.npz
     tinyprune report pruned.npz
+    tinyprune sensitivity model.npz --target-sparsity 0.8 --plot sens.png --apply --out s.npz
+    tinyprune lottery --model lenet-300-100 --rounds 3 --plot lt.png
     tinyprune quantize model.npz --method affine --bits 8 --out q.npz
     tinyprune eval q.npz --integer
     tinyprune quantize pruned.npz --method kmeans --bits 8,5 --qat-epochs 1 --out shared.npz
@@ -28,6 +32,7 @@ Every bad argument is a one-line error on stderr naming the argument, with exit 
 any work is done or any file is written; a flag that would have no effect is an error too.
 
 One module per command group: :mod:`.core` (train, eval, prune, report, datasets),
+:mod:`.sensitivity`, :mod:`.lottery`,
 :mod:`.quantize` (and eval --integer), :mod:`.compress` (and report --storage), :mod:`.factorize`,
 :mod:`.distill`, :mod:`.grade`; shared argument types and helpers in :mod:`.common`.
 """
@@ -38,7 +43,7 @@ import argparse
 import os
 import sys
 
-from . import compress, core, distill, factorize, grade, quantize
+from . import compress, core, distill, factorize, grade, lottery, quantize, sensitivity
 from .common import (
     DEFAULT_DATASET,
     DEFAULT_LR,
@@ -52,7 +57,7 @@ from .common import (
 __all__ = ["DEFAULT_DATASET", "DEFAULT_LR", "PRUNE_DEFAULTS", "TRAIN_DEFAULTS", "CLIError",
            "build_parser", "main"]
 
-COMMAND_GROUPS = (core, quantize, compress, factorize, distill, grade)
+COMMAND_GROUPS = (core, sensitivity, lottery, quantize, compress, factorize, distill, grade)
 """Modules with a ``register(add)`` function, in the order their commands are listed."""
 
 

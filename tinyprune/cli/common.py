@@ -118,18 +118,67 @@ def resolve(args, defaults: dict) -> None:
             setattr(args, name, value)
 
 
-def check_out(path: str | None) -> None:
+def check_out(path: str | None, flag: str = "--out", example: str = "model.npz") -> None:
     """Refuse an output path that cannot be written, before any work is done."""
     if path is None:
         return
     if os.path.isdir(path):
-        raise CLIError(f"--out: {path!r} is a directory; give a file name such as "
-                       f"{os.path.join(path, 'model.npz')!r}")
+        raise CLIError(f"{flag}: {path!r} is a directory; give a file name such as "
+                       f"{os.path.join(path, example)!r}")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise CLIError(f"--out: the folder {folder!r} does not exist")
+        raise CLIError(f"{flag}: the folder {folder!r} does not exist")
     if not os.access(folder, os.W_OK):
-        raise CLIError(f"--out: the folder {folder!r} is not writable")
+        raise CLIError(f"{flag}: the folder {folder!r} is not writable")
+
+
+PLOT_FORMATS = ("png", "pdf", "svg", "jpg", "jpeg", "eps")
+
+
+def check_plot(path: str | None) -> None:
+    """Refuse a ``--plot`` path that cannot be written or has no figure format suffix."""
+    if path is None:
+        return
+    check_out(path, "--plot", "plot.png")
+    suffix = os.path.splitext(path)[1].lower().lstrip(".")
+    if suffix not in PLOT_FORMATS:
+        raise CLIError(f"--plot: expected a file name ending in one of "
+                       f"{', '.join('.' + f for f in PLOT_FORMATS)}, got {path!r}")
+
+
+def save_figure(fig, path: str) -> None:
+    """Write a matplotlib figure (drawn with the Agg backend) and close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+    except OSError as exc:
+        raise CLIError(f"--plot: cannot write {path!r}: {exc.strerror or exc}") from None
+    finally:
+        plt.close(fig)
+
+
+def use_agg() -> None:
+    """Draw without a display (the command line only writes figure files)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+
+def validation_data(args, data):
+    """``(X_train, y_train, X_val, y_val)``: ``--val-fraction`` of the TRAINING data held out
+    with ``--seed`` (the test set is never used to choose anything)."""
+    from ..prune.sensitivity import validation_split
+
+    return validation_split(data.x_train, data.y_train, args.val_fraction, args.seed)
+
+
+def open_unit_fraction(text: str) -> float:
+    """argparse type: a fraction in ``(0, 1)``."""
+    value = _number(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), got {text}")
+    return value
 
 
 def save(path, model, **kwargs) -> None:

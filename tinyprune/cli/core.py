@@ -14,6 +14,7 @@ from ..nn.train import evaluate
 from ..prune import CRITERIA, GRANULARITIES, prune_model
 from ..prune.masked import set_masks_
 from ..prune.nm import check_nm
+from ..prune.schedules import AGP, Iterative
 from ..prune.select import RELATIVE_TO
 from ..prune.thinning import removable_units, thin_model
 from ..report import COLUMNS, format_report, sparsity_report
@@ -153,6 +154,7 @@ def _check_prune_flags(args) -> None:
     if args.physical and args.granularity != "channel":
         raise CLIError(f"--physical: removes whole output channels / neurons, which only "
                        f"--granularity channel prunes; got --granularity {args.granularity}")
+    _check_schedule_flags(args)
     if args.finetune_epochs == 0:
         refuse_training_flags(args, "--finetune-epochs")
     resolve(args, {**TRAIN_DEFAULTS, **PRUNE_DEFAULTS})
@@ -163,6 +165,51 @@ def _check_prune_flags(args) -> None:
             raise CLIError(f"--n-pruned/--m: {exc}") from None
 
 
+def _check_schedule_flags(args) -> None:
+    """--schedule iterative / agp prune during fine-tuning to the target --sparsity."""
+    schedule = args.schedule or "oneshot"
+    if schedule == "oneshot":
+        if args.rounds is not None:
+            raise CLIError("--rounds: only used with --schedule iterative or agp")
+        return
+    if args.finetune_epochs == 0:
+        raise CLIError(f"--finetune-epochs: --schedule {schedule} prunes during fine-tuning, "
+                       f"which needs --finetune-epochs >= 1, got 0")
+    if args.granularity == "nm":
+        raise CLIError(f"--granularity: --schedule {schedule} grows the masks to a target "
+                       f"sparsity, which the N:M pattern has not; use --schedule oneshot")
+    if given(args, "relative_to"):
+        raise CLIError(f"--relative-to: --schedule {schedule} always reads --sparsity as the "
+                       f"final sparsity ('total'); drop --relative-to")
+    if schedule == "iterative" and args.rounds is not None \
+            and args.rounds > args.finetune_epochs:
+        raise CLIError(f"--rounds: {args.rounds} rounds of prune-then-retrain need at least as "
+                       f"many fine-tuning epochs, got --finetune-epochs {args.finetune_epochs}")
+
+
+def _schedule_callback(args, targets, n_steps):
+    """The :mod:`tinyprune.prune.schedules` callback of --schedule iterative / agp.
+
+    iterative: ``rounds`` (default: one per fine-tuning epoch) rounds, one every
+    ``finetune_epochs // rounds`` epochs (the epochs left over retrain at the end). agp: ``n =
+    rounds`` (default 10) pruning events every ``dt = (3/4 n_steps) // n`` steps from step 0, so
+    that the last quarter (at least) of the fine-tuning only recovers from the pruning.
+    """
+    kw = {"targets": targets, "criterion": args.criterion, "granularity": args.granularity,
+          "global_ranking": args.global_, "p": args.p, "rng": args.seed}
+    if args.schedule == "iterative":
+        rounds = args.rounds or args.finetune_epochs
+        return Iterative(args.sparsity, rounds=rounds,
+                         epochs_per_round=args.finetune_epochs // rounds, **kw), rounds
+    rounds = args.rounds or AGP_ROUNDS
+    dt = (3 * n_steps // 4) // rounds
+    if dt < 1:
+        raise CLIError(f"--rounds: {rounds} AGP pruning events need at least {rounds} steps in "
+                       f"the first 3/4 of fine-tuning, which has {n_steps} steps; give fewer "
+                       f"--rounds or more --finetune-epochs")
+    return AGP(args.sparsity, n=rounds, dt=dt, **kw), rounds
+
+
 def _check_thinnable(model, masks, args) -> None:
     """With --physical, refuse (before fine-tuning) a pruning that leaves a layer no unit."""
     for ln, dead in removable_units(model, masks).items():
@@ -170,6 +217,10 @@ def _check_thinnable(model, masks, args) -> None:
             raise CLIError(f"--sparsity: {args.sparsity} prunes every output unit of layer "
                            f"{ln!r}, so --physical would leave a network whose output no "
                            f"longer depends on its input; use a smaller --sparsity")
+
+
+AGP_ROUNDS = 10
+"""Default number of AGP pruning events of ``prune --schedule agp``."""
 
 
 def cmd_prune(args) -> int:
@@ -182,6 +233,8 @@ def cmd_prune(args) -> int:
     data = load_data(args, name, normalize=bool(ckpt.metadata.get("normalize", True)))
     acc_before = accuracy(model, data)
     nm = args.granularity == "nm"
+    if args.schedule in ("iterative", "agp"):
+        return _prune_scheduled(args, ckpt, model, targets, data, acc_before)
     try:
         masks = prune_model(model, targets, amount=None if nm else args.sparsity,
                             criterion=args.criterion, granularity=args.granularity,
@@ -211,15 +264,7 @@ def cmd_prune(args) -> int:
     out_model = model
     physical = None
     if args.physical:
-        try:
-            thin, kept = thin_model(model)
-        except ValueError as exc:
-            raise CLIError(f"--physical: {exc}") from None
-        acc_thin = accuracy(thin, data)
-        physical = {"params_before": model.num_parameters(), "params_after": thin.num_parameters(),
-                    "kept_units": {k: int(v.size) for k, v in kept.items()},
-                    "test_accuracy": acc_thin}
-        out_model = thin
+        out_model, physical = _thin(model, data)
         meta["physical"] = physical
     if args.out:
         save(args.out, out_model, masks=out_model.masks, metadata=meta)
@@ -237,13 +282,77 @@ def cmd_prune(args) -> int:
                      f"({args.finetune_epochs} epoch(s))")
     lines += ["", format_report(report)]
     if physical:
-        lines.append(f"\nphysical removal: {physical['params_before']:,} -> "
-                     f"{physical['params_after']:,} parameters, kept units "
-                     f"{physical['kept_units']}, accuracy {physical['test_accuracy']:.2%}")
+        lines.append(_physical_line(physical))
     if args.out:
         lines.append(f"saved {args.out}")
     emit(args, payload, "\n".join(lines))
     return 0
+
+
+def _prune_scheduled(args, ckpt, model, targets, data, acc_before) -> int:
+    """``prune --schedule iterative|agp``: the masks grow during fine-tuning."""
+    n_steps = args.finetune_epochs * -(-data.x_train.shape[0] // args.batch_size)
+    callback, rounds = _schedule_callback(args, targets, n_steps)
+    if args.physical:  # the final masks are the one-shot masks of the same target sparsity
+        try:
+            final = prune_model(model, targets, args.sparsity, criterion=args.criterion,
+                                granularity=args.granularity, global_ranking=args.global_,
+                                relative_to="total", p=args.p,
+                                rng=np.random.default_rng(args.seed))
+        except (ValueError, TypeError) as exc:
+            raise CLIError(str(exc)) from None
+        _check_thinnable(model, final, args)
+    fit_model(args, model, data, args.finetune_epochs, callbacks=[callback])
+    acc_finetuned = accuracy(model, data)
+    report = sparsity_report(model)
+    events = [{"step": e["step"], "epoch": e["epoch"], "target": e["target"],
+               "sparsity": {k: float(v) for k, v in e["sparsity"].items()}}
+              for e in callback.log]
+    meta = dict(ckpt.metadata)
+    meta.update(dataset=data.name, test_accuracy=acc_finetuned,
+                pruned={"criterion": args.criterion, "granularity": args.granularity,
+                        "global": args.global_, "layers": targets, "sparsity": args.sparsity,
+                        "relative_to": "total", "schedule": args.schedule, "rounds": rounds})
+    out_model, physical = model, None
+    if args.physical:
+        out_model, physical = _thin(model, data)
+        meta["physical"] = physical
+    if args.out:
+        save(args.out, out_model, masks=out_model.masks, metadata=meta)
+    payload = {"command": "prune", "targets": targets, "schedule": args.schedule,
+               "rounds": rounds, "events": events, "accuracy_before": acc_before,
+               "accuracy_pruned": None, "accuracy_finetuned": acc_finetuned, "report": report,
+               "physical": physical, "out": args.out}
+    how = (f"{rounds} round(s) over {args.finetune_epochs} epoch(s)" if args.schedule ==
+           "iterative" else f"{rounds} events every {callback.dt} of {n_steps} steps")
+    lines = [f"pruned {', '.join(targets)}: {args.criterion} / {args.granularity}"
+             f"{' (global)' if args.global_ else ''} to sparsity {args.sparsity} during "
+             f"fine-tuning, schedule {args.schedule} ({how})",
+             f"accuracy before pruning  {acc_before:.2%}",
+             f"accuracy after fine-tune {acc_finetuned:.2%} ({args.finetune_epochs} epoch(s))",
+             "", format_report(report)]
+    if physical:
+        lines.append(_physical_line(physical))
+    if args.out:
+        lines.append(f"saved {args.out}")
+    emit(args, payload, "\n".join(lines))
+    return 0
+
+
+def _thin(model, data):
+    try:
+        thin, kept = thin_model(model)
+    except ValueError as exc:
+        raise CLIError(f"--physical: {exc}") from None
+    return thin, {"params_before": model.num_parameters(), "params_after": thin.num_parameters(),
+                  "kept_units": {k: int(v.size) for k, v in kept.items()},
+                  "test_accuracy": accuracy(thin, data)}
+
+
+def _physical_line(physical) -> str:
+    return (f"\nphysical removal: {physical['params_before']:,} -> "
+            f"{physical['params_after']:,} parameters, kept units "
+            f"{physical['kept_units']}, accuracy {physical['test_accuracy']:.2%}")
 
 
 def _report_pattern(args, metadata) -> tuple[int, int]:
@@ -302,6 +411,9 @@ def cmd_datasets(args) -> int:
     return 0
 
 
+SCHEDULES = ("oneshot", "iterative", "agp")
+
+
 def register(add) -> None:
     """Add the commands' parsers (``add(name, **kw)`` makes a sub-parser)."""
     t = add("train", help="train a zoo model and save a checkpoint")
@@ -355,6 +467,18 @@ def register(add) -> None:
     pr.add_argument("--exclude", default=None, help="comma-separated layers to leave dense")
     pr.add_argument("--finetune-epochs", type=int_at_least(0), default=1,
                     help="epochs of training with the masks enforced (0: none)")
+    pr.add_argument("--schedule", choices=SCHEDULES, default=None,
+                    help="when to prune: oneshot prunes, then fine-tunes with the masks "
+                         "enforced; iterative (Han et al. 2015) prunes in --rounds rounds "
+                         "spread over the fine-tuning epochs, each the same fraction of the "
+                         "remaining weights, to --sparsity; agp (Zhu & Gupta 2017) grows the "
+                         "sparsity as s_f (1 - (1 - t/(n dt))^3) over the first 3/4 of the "
+                         "fine-tuning steps (iterative/agp: --sparsity is the final sparsity "
+                         "'total', --finetune-epochs >= 1, not nm) (default: oneshot)")
+    pr.add_argument("--rounds", type=int_at_least(1), default=None,
+                    help=f"--schedule iterative: pruning rounds (default: one per fine-tuning "
+                         f"epoch); agp: pruning events n, dt = (3/4 of the steps) // n "
+                         f"(default: {AGP_ROUNDS})")
     pr.add_argument("--physical", action="store_true",
                     help="remove pruned channels/neurons and save the smaller dense model "
                          "(--granularity channel only)")
