@@ -306,9 +306,9 @@ def convert(model, X_cal, *, per_channel=True, batch_size=500) -> IntegerModel:
     """
     if not isinstance(model, Sequential):
         raise TypeError(f"model: expected a Sequential, got {type(model).__name__}")
-    check_float_array(X_cal, "X_cal", finite=True)
-    if X_cal.ndim < 2 or X_cal.shape[0] == 0:
-        raise ValueError(f"X_cal: expected at least one sample, got shape {X_cal.shape}")
+    check_float_array(X_cal, "X_cal", finite=True, nonempty=True)
+    if X_cal.ndim < 2:
+        raise ValueError(f"X_cal: expected samples (N, ...), got shape {X_cal.shape}")
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     layers, weight_idx = _plan(model)
     fused = {i for i in weight_idx if i + 1 < len(layers) and isinstance(layers[i + 1][1], ReLU)}

@@ -155,9 +155,9 @@ def calibrate(model, X_cal, *, batch_size=256, freeze=True) -> Sequential:
     """
     if not isinstance(model, Sequential):
         raise TypeError(f"model: expected a Sequential, got {type(model).__name__}")
-    check_float_array(X_cal, "X_cal", finite=True)
-    if X_cal.ndim < 1 or X_cal.shape[0] == 0:
-        raise ValueError(f"X_cal: expected at least one sample, got shape {X_cal.shape}")
+    check_float_array(X_cal, "X_cal", finite=True, nonempty=True)
+    if X_cal.ndim < 1:
+        raise ValueError(f"X_cal: expected samples (N, ...), got shape {X_cal.shape}")
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     new = model.copy()
     acts = _act_layers(new)
