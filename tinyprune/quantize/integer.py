@@ -115,9 +115,8 @@ class _WeightLayer:
                       self.padding)  # zero padding of q - Z_in: the real value 0
 
     def _wmat(self):
-        if not self.conv:
-            return self.q_w.reshape(self.q_w.shape[0], -1)  # (C_out, K)
-        return self.q_w.transpose(0, 2, 3, 1).reshape(self.q_w.shape[0], -1)  # im2col order
+        # im2col's columns run over (C_in, KH, KW), exactly W[o].ravel(): no transpose
+        return self.q_w.reshape(self.q_w.shape[0], -1)  # (C_out, K)
 
     def _to_output(self, y, n, in_shape):
         if not self.conv:
