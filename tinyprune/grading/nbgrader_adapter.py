@@ -19,15 +19,22 @@ from pathlib import Path
 
 from .cases import get_assignment
 
-__all__ = ["nbgrader_notebook", "write_course"]
+__all__ = ["nbgrader_cell_metadata", "nbgrader_notebook", "nbgrader_test_source", "write_course"]
 
 
-def _meta(grade_id, *, grade=False, solution=False, locked=False, points=None) -> dict:
+def nbgrader_cell_metadata(grade_id, *, grade=False, solution=False, locked=False,
+                           points=None) -> dict:
+    """A cell's ``metadata`` for nbgrader (schema 3): a solution, autograded test or locked cell."""
     meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3,
             "solution": solution, "task": False}
     if points is not None:
         meta["points"] = points
     return {"nbgrader": meta}
+
+
+def nbgrader_test_source(assignment: str, group: str) -> str:
+    """An autograded test cell's source: ``check(assignment, group)`` (fails by AssertionError)."""
+    return f"from tinyprune.grading.notebook import check\ncheck({assignment!r}, {group!r})"
 
 
 def nbgrader_notebook(assignment, solution: str, *, prompt: str = ""):
@@ -52,15 +59,15 @@ def nbgrader_notebook(assignment, solution: str, *, prompt: str = ""):
     v4 = nbformat.v4
     cells = [
         v4.new_markdown_cell(prompt or f"Write `{a.description}`",
-                             metadata=_meta("prompt", locked=True)),
+                             metadata=nbgrader_cell_metadata("prompt", locked=True)),
         v4.new_code_cell(f"### BEGIN SOLUTION\n{solution.strip()}\n### END SOLUTION",
-                         metadata=_meta(f"{a.name}_solution", solution=True)),
+                         metadata=nbgrader_cell_metadata(f"{a.name}_solution", solution=True)),
     ]
     for i, g in enumerate(a.groups):
-        src = ("from tinyprune.grading.notebook import check\n"
-               f"check({a.name!r}, {g.name!r})")
-        cells.append(v4.new_code_cell(src, metadata=_meta(f"{a.name}_test_{i}", grade=True,
-                                                          locked=True, points=g.points)))
+        src = nbgrader_test_source(a.name, g.name)
+        meta = nbgrader_cell_metadata(f"{a.name}_test_{i}", grade=True, locked=True,
+                                      points=g.points)
+        cells.append(v4.new_code_cell(src, metadata=meta))
     nb = v4.new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}

@@ -23,7 +23,7 @@ from pathlib import Path
 from .cases import get_assignment
 from .grader import grade_source
 from .result import GradeResult, format_case
-from .submission import load_source
+from .submission import CHECK_CELL_MARKERS, load_source
 
 __all__ = ["check", "kernel_source"]
 
@@ -38,7 +38,7 @@ def _ipython():
     return get_ipython()
 
 
-def kernel_source(exclude: tuple[str, ...] = ("tinyprune", "otter", "grader.check")) -> str | None:
+def kernel_source(exclude: tuple[str, ...] = CHECK_CELL_MARKERS) -> str | None:
     """The source of the cells this IPython kernel has run, in order, or None outside IPython.
 
     Left out: cells containing a string of ``exclude`` and cells calling :func:`check` under any

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from .cases import get_assignment
 
-__all__ = ["otter_master_notebook"]
+__all__ = ["otter_config", "otter_master_notebook", "otter_test_source"]
 
 _CONFIG = """# ASSIGNMENT CONFIG
 name: {name}
@@ -39,6 +39,17 @@ def test_{index}():
     check({assignment!r}, {group!r}, quiet=True)
 
 test_{index}()'''
+
+
+def otter_config(name: str, *, run_tests: bool = True) -> str:
+    """The source of Otter's ``# ASSIGNMENT CONFIG`` raw cell (exception-based tests)."""
+    return _CONFIG.format(name=name, run_tests=str(bool(run_tests)).lower())
+
+
+def otter_test_source(assignment: str, index: int, group: str, points: float) -> str:
+    """An Otter test cell worth ``points``: ``test_<index>()`` runs ``check(assignment, group)``
+    (an AssertionError with the feedback fails it)."""
+    return _TEST.format(points=points, index=index, assignment=assignment, group=group)
 
 
 def otter_master_notebook(assignment, solution: str, *, prompt: str = "", run_tests: bool = True):
@@ -64,7 +75,7 @@ def otter_master_notebook(assignment, solution: str, *, prompt: str = "", run_te
     a = get_assignment(assignment)
     v4 = nbformat.v4
     cells = [
-        v4.new_raw_cell(_CONFIG.format(name=a.name, run_tests=str(run_tests).lower())),
+        v4.new_raw_cell(otter_config(a.name, run_tests=run_tests)),
         v4.new_markdown_cell(f"# Exercise: `{a.function}`"),
         v4.new_code_cell("import numpy as np"),
         v4.new_raw_cell(f"# BEGIN QUESTION\nname: {a.name}"),
@@ -75,8 +86,7 @@ def otter_master_notebook(assignment, solution: str, *, prompt: str = "", run_te
         v4.new_raw_cell("# BEGIN TESTS"),
     ]
     for i, g in enumerate(a.groups):
-        cells.append(v4.new_code_cell(_TEST.format(points=g.points, index=i, assignment=a.name,
-                                                   group=g.name)))
+        cells.append(v4.new_code_cell(otter_test_source(a.name, i, g.name, g.points)))
     cells += [v4.new_raw_cell("# END TESTS"), v4.new_raw_cell("# END QUESTION")]
     nb = v4.new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",

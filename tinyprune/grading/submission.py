@@ -13,19 +13,33 @@ from .cases import get_assignment
 from .grader import grade_source
 from .result import GradeResult, GroupResult
 
-__all__ = ["FORMATS", "grade", "grade_file", "load_source"]
+__all__ = ["CHECK_CELL_MARKERS", "FORMATS", "grade", "grade_file", "is_check_cell", "load_source"]
 
 FORMATS = ("text", "json", "gradescope")
 
 
+CHECK_CELL_MARKERS = ("tinyprune", "otter", "grader.check")
+"""A code cell containing one of these is a test or self-check cell (it calls tinyprune's checks,
+Otter's or nbgrader's tests), not the student's answer: the grader leaves it out."""
+
+
+def is_check_cell(source: str) -> bool:
+    """Whether a notebook cell's ``source`` is a check cell (see :data:`CHECK_CELL_MARKERS`)."""
+    return any(m in source for m in CHECK_CELL_MARKERS)
+
+
 def _notebook_source(path: Path) -> str:
-    """The notebook's code cells joined, IPython magics and shell lines commented out."""
+    """The notebook's code cells joined, IPython magics and shell lines commented out; check
+    cells (:func:`is_check_cell`: they import tinyprune, which the worker forbids) are left out."""
     import nbformat  # lazily: only notebooks need it
 
     nb = nbformat.read(str(path), as_version=4)
     parts = []
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
+            continue
+        if is_check_cell(cell.source):
+            parts.append(f"# %% cell {i}: a check cell, not run by the grader")
             continue
         lines = [f"# [not run by the grader] {line}" if line.lstrip().startswith(("%", "!")) else line
                  for line in cell.source.splitlines()]
