@@ -1,38 +1,24 @@
 """nbgrader with the real tool: generate_assignment strips the solution, autograde scores a solved
 submission full marks, a blank one 0 and a wrong one with partial credit and its mistake's
-feedback. Needs the `grading` extra (nbgrader, ipykernel); skipped without it."""
-
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
+feedback. Needs the `grading` extra (nbgrader, ipykernel): see tests/grading_tools.py."""
 
 import pytest
+from grading_tools import require, run
 from test_grading_checks import MISTAKES, SOLUTIONS
 
-pytest.importorskip("nbgrader")
-nbformat = pytest.importorskip("nbformat")
-BIN = Path(sys.executable).parent
-if shutil.which("nbgrader", path=str(BIN)) is None:
-    pytest.skip("the nbgrader command is not installed beside this Python", allow_module_level=True)
+from tinyprune.grading.nbgrader_adapter import nbgrader_notebook, write_course
 
-from nbgrader.api import Gradebook  # noqa: E402
-
-from tinyprune.grading.nbgrader_adapter import nbgrader_notebook, write_course  # noqa: E402
-
-pytestmark = pytest.mark.slow  # about 40 s: three kernels run the notebook
+# about 40 s: three kernels run the notebook
+pytestmark = [pytest.mark.slow, pytest.mark.grading_tools]
 
 
 def _nbgrader(course, *args):
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}  # it runs alembic
-    out = subprocess.run([str(BIN / "nbgrader"), *args], cwd=course, env=env, capture_output=True,
-                         text=True, timeout=600)
-    assert out.returncode == 0, out.stdout + out.stderr
-    return out
+    return run("nbgrader", *args, cwd=course)  # it runs alembic: the venv's bin is on PATH
 
 
 def _submit(course, student, release, code):
+    import nbformat
+
     nb = nbformat.read(str(release), as_version=4)
     if code is not None:
         cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution"))
@@ -43,6 +29,9 @@ def _submit(course, student, release, code):
 
 
 def test_nbgrader_generate_and_autograde(tmp_path):
+    require("nbgrader", "ipykernel")
+    from nbgrader.api import Gradebook
+
     course = write_course(tmp_path / "course", "ps1",
                           {"magnitude": nbgrader_notebook("magnitude_mask",
                                                           SOLUTIONS["magnitude_mask"])})

@@ -1,35 +1,22 @@
 """Otter-Grader with the real tool: `otter assign` strips the solution from the student notebook
 and builds the autograder zip; `otter run` (offline, no Docker) scores a solved submission full
 marks, a blank one 0 and a wrong one with partial credit and its mistake's feedback. Needs the
-`grading` extra (otter-grader, ipykernel); skipped without it."""
+`grading` extra (otter-grader, ipykernel): see tests/grading_tools.py."""
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from grading_tools import require, run
 from test_grading_checks import MISTAKES, SOLUTIONS
 
-pytest.importorskip("otter")
-nbformat = pytest.importorskip("nbformat")
-BIN = Path(sys.executable).parent
-if shutil.which("otter", path=str(BIN)) is None:
-    pytest.skip("the otter command is not installed beside this Python", allow_module_level=True)
+from tinyprune.grading.otter_adapter import otter_master_notebook
 
-from tinyprune.grading.otter_adapter import otter_master_notebook  # noqa: E402
-
-pytestmark = pytest.mark.slow  # about 60 s: otter assign and three otter runs start kernels
+# about 60 s: otter assign and three otter runs start kernels
+pytestmark = [pytest.mark.slow, pytest.mark.grading_tools]
 
 
 def _otter(cwd, *args):
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    out = subprocess.run([str(BIN / "otter"), *args], cwd=cwd, env=env, capture_output=True,
-                         text=True, timeout=600)
-    assert out.returncode == 0, out.stdout + out.stderr  # (otter run exits 0 whatever the score)
-    return out
+    return run("otter", *args, cwd=cwd)  # (otter run exits 0 whatever the score)
 
 
 def _score(results):
@@ -39,6 +26,9 @@ def _score(results):
 
 
 def test_otter_assign_and_run(tmp_path):
+    require("otter", "ipykernel")
+    import nbformat
+
     nbformat.write(otter_master_notebook("magnitude_mask", SOLUTIONS["magnitude_mask"]),
                    str(tmp_path / "hw.ipynb"))
     _otter(tmp_path, "assign", "hw.ipynb", "dist")
