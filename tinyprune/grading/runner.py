@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import importlib.abc
 import io
+import linecache
 import multiprocessing as mp
 import os
 import sys
@@ -77,6 +78,8 @@ def _worker_main(conn, source: str, filename: str, function: str, forbidden: tup
     if forbidden:
         sys.meta_path.insert(0, _Blocker(forbidden))
     namespace = {"__name__": "submission", "__file__": filename}
+    # tracebacks quote the graded source (a notebook's code cells), not the file on disk
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     buf = io.StringIO()
     try:
         with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):

@@ -1,0 +1,164 @@
+"""Exercise notebooks (notebooks/exercises): the generated notebooks are current; for every
+exercise the solved twin scores full marks through `tinyprune grade`, the blank student notebook
+scores 0 without a load error, and one wrong variant per common mistake gets that mistake's own
+feedback; the student notebooks hold no solution; the Gradescope autograder grades an exercise
+notebook. (The real Otter and nbgrader: tests/test_exercises_tools.py.)"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+pytest.importorskip("jupytext")
+
+from test_grading_gradescope import check_schema  # noqa: E402
+
+from tinyprune.cli import main  # noqa: E402
+from tinyprune.grading import get_assignment, run_autograder  # noqa: E402
+from tinyprune.grading.exercises import (  # noqa: E402
+    assignments_of,
+    build,
+    outdated,
+    output_path,
+    read_master,
+    solution_regions,
+)
+
+EXERCISES = Path(__file__).resolve().parents[1] / "notebooks" / "exercises"
+MASTERS = sorted((EXERCISES / "masters").glob("*.py"))
+PAIRS = [(m.stem, a) for m in MASTERS for a in assignments_of(read_master(m))]
+PAIR_IDS = [f"{s}:{a}" for s, a in PAIRS]
+
+# (exercise, assignment, mistake key) -> substitutions (old, new) in the solution cell: each turns
+# the model answer into the mistake as a student would write it.
+WRONG = {
+    ("01_magnitude_mask", "magnitude_mask", "floor_count"): [
+        ("round(amount * w.size)", "int(amount * w.size)")],
+    ("01_magnitude_mask", "magnitude_mask", "ceil_count"): [
+        ("round(amount * w.size)", "int(np.ceil(amount * w.size))")],
+    ("01_magnitude_mask", "magnitude_mask", "half_up"): [
+        ("round(amount * w.size)", "int(amount * w.size + 0.5)")],
+    ("01_magnitude_mask", "magnitude_mask", "prunes_largest"): [
+        ("np.argsort(np.abs(w),", "np.argsort(-np.abs(w),")],
+    ("01_magnitude_mask", "magnitude_mask", "signed_values"): [
+        ("np.argsort(np.abs(w),", "np.argsort(w,")],
+    ("01_magnitude_mask", "magnitude_mask", "ties_high_index"): [
+        ('np.argsort(np.abs(w), axis=None, kind="stable")',
+         'w.size - 1 - np.argsort(np.abs(w).ravel()[::-1], kind="stable")')],
+    ("01_magnitude_mask", "magnitude_mask", "inverted_mask"): [
+        ("return keep.reshape(w.shape)", "return ~keep.reshape(w.shape)")],
+    ("02_nm_mask", "nm_mask", "wrong_axis"): [
+        ("rows = w.reshape(w.shape[0], -1)", "rows = w.reshape(w.shape[0], -1).T"),
+        ("return keep.reshape(w.shape)", "return keep.reshape(rows.shape).T.reshape(w.shape)")],
+    ("02_nm_mask", "nm_mask", "kept_reading"): [
+        ("order[..., :n_pruned]", "order[..., :m - n_pruned]")],
+    ("02_nm_mask", "nm_mask", "prunes_largest"): [("np.abs(rows)", "-np.abs(rows)")],
+    ("02_nm_mask", "nm_mask", "signed_values"): [("np.abs(rows)", "rows")],
+    ("02_nm_mask", "nm_mask", "channels_last_order"): [
+        ("rows = w.reshape(w.shape[0], -1)",
+         "v = w.transpose(0, 2, 3, 1) if w.ndim == 4 else w\n    rows = v.reshape(w.shape[0], -1)"),
+        ("return keep.reshape(w.shape)",
+         "keep = keep.reshape(v.shape)\n"
+         "    return keep.transpose(0, 3, 1, 2) if w.ndim == 4 else keep")],
+    ("02_nm_mask", "nm_mask", "ties_high_index"): [
+        ('np.argsort(groups, axis=-1, kind="stable")',
+         'm - 1 - np.argsort(groups[..., ::-1], axis=-1, kind="stable")')],
+    ("02_nm_mask", "nm_mask", "inverted_mask"): [
+        ("return keep.reshape(w.shape)", "return ~keep.reshape(w.shape)")],
+}
+
+
+def _grade(path, assignment, capsys) -> dict:
+    """``tinyprune grade PATH --assignment A --format json`` (in process), parsed."""
+    assert main(["grade", str(path), "--assignment", assignment, "--format", "json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _solution_cell(nb, assignment):
+    function = get_assignment(assignment).function
+    (cell,) = [c for c in nb.cells if c.cell_type == "code"
+               and c.source.lstrip().startswith(f"def {function}(")]
+    return cell
+
+
+def test_there_are_exercises():
+    assert len(MASTERS) >= 2 and len(PAIRS) >= len(MASTERS)
+
+
+def test_generated_notebooks_are_current():
+    stale = outdated(EXERCISES)
+    assert stale == [], f"run python scripts/make_exercises.py: {[str(p) for p in stale]}"
+
+
+@pytest.mark.parametrize("master", MASTERS, ids=[m.stem for m in MASTERS])
+def test_student_notebooks_hold_no_solution(master):
+    nb = read_master(master)
+    answers = [line.strip() for cell in nb.cells for begin, end, _ in solution_regions(cell.source)
+               for line in cell.source.splitlines()[begin + 1:end]
+               if line.strip() and not line.strip().startswith("#")]
+    assert answers
+    student = "\n".join(c.source for c in build(nb, "student").cells)
+    assert "BEGIN SOLUTION" not in student and "raise NotImplementedError()" in student
+    leaked = [a for a in answers if a in student]
+    assert leaked == [], f"{master.stem}: the student notebook shows {leaked}"
+    nbgrader = "\n".join(c.source for c in build(nb, "nbgrader").cells)
+    assert nbgrader.count("### BEGIN SOLUTION") == len(assignments_of(nb))  # nbgrader strips it
+    otter = build(nb, "otter")
+    raw = [c.source for c in otter.cells if c.cell_type == "raw"]
+    # raw-cell markers around each solution cell: Otter leaves the answer in without them
+    assert raw.count("# BEGIN SOLUTION") == raw.count("# END SOLUTION") == len(assignments_of(nb))
+
+
+@pytest.mark.parametrize("stem, assignment", PAIRS, ids=PAIR_IDS)
+def test_solved_twin_scores_full_marks(stem, assignment, capsys):
+    d = _grade(output_path(EXERCISES, stem, "solved"), assignment, capsys)
+    assert d["load_error"] == ""
+    assert d["score"] == d["max_score"] == get_assignment(assignment).max_score
+
+
+@pytest.mark.parametrize("stem, assignment", PAIRS, ids=PAIR_IDS)
+def test_blank_student_notebook_scores_zero(stem, assignment, capsys):
+    d = _grade(output_path(EXERCISES, stem, "student"), assignment, capsys)
+    assert d["load_error"] == ""  # the notebook loads; every case fails on the placeholder
+    assert d["score"] == 0.0
+    messages = [c["message"] for g in d["groups"] for c in g["cases"]]
+    assert messages and all("NotImplementedError" in m for m in messages)
+    assert d["diagnoses"] == []
+
+
+@pytest.mark.parametrize("stem, assignment, key", list(WRONG), ids=[":".join(k) for k in WRONG])
+def test_wrong_variant_gets_its_feedback(stem, assignment, key, tmp_path, capsys):
+    nb = nbformat.read(str(output_path(EXERCISES, stem, "solved")), as_version=4)
+    cell = _solution_cell(nb, assignment)
+    for old, new in WRONG[(stem, assignment, key)]:
+        assert old in cell.source, f"{stem}: the model answer no longer contains {old!r}"
+        cell.source = cell.source.replace(old, new)
+    path = tmp_path / f"{stem}_{key}.ipynb"
+    nbformat.write(nb, str(path))
+    d = _grade(path, assignment, capsys)
+    assert d["load_error"] == "" and d["score"] < d["max_score"]
+    keys = [x["key"] for x in d["diagnoses"]]
+    assert key in keys, f"expected the diagnosis {key!r}, got {keys}"
+    (mistake,) = [m for m in get_assignment(assignment).mistakes if m.key == key]
+    assert mistake.message in json.dumps(d)
+
+
+def test_every_exercise_covers_common_mistakes():
+    covered = {(s, a) for s, a, _ in WRONG}
+    assert covered == set(PAIRS), f"no wrong variants for {set(PAIRS) - covered}"
+
+
+def test_gradescope_autograder_grades_an_exercise_notebook(tmp_path):
+    sub, res = tmp_path / "submission", tmp_path / "results"
+    sub.mkdir()
+    nb = nbformat.read(str(output_path(EXERCISES, "02_nm_mask", "solved")), as_version=4)
+    nbformat.write(nb, str(sub / "02_nm_mask.ipynb"))
+    check_schema(run_autograder("nm_mask", submission_dir=sub, results_dir=res))
+    full = json.loads((res / "results.json").read_text())
+    assert full["score"] == 10.0 and all(t["status"] == "passed" for t in full["tests"])
+    student = output_path(EXERCISES, "02_nm_mask", "student")
+    (sub / "02_nm_mask.ipynb").write_text(student.read_text())
+    blank = run_autograder("nm_mask", submission_dir=sub, results_dir=res)
+    check_schema(blank)
+    assert blank["score"] == 0.0 and "NotImplementedError" in blank["output"]
