@@ -1,0 +1,162 @@
+"""The exercise notebooks with the real tools (the `grading` extra; CI's grading job):
+`otter assign` on an exercise's Otter master gives a student notebook without the answer and an
+autograder zip, and `otter run` scores the solved answer full marks and the blank one 0;
+`nbgrader generate_assignment` + `autograde` in a temporary course do the same (scores read from
+the gradebook); every solved twin runs top to bottom in a Jupyter kernel with its self-checks
+passing, and a blank student notebook's self-check fails with the feedback."""
+
+import json
+
+import pytest
+from grading_tools import require, run
+
+from tinyprune.grading import get_assignment
+from tinyprune.grading.exercises import assignments_of, output_path, read_master
+from tinyprune.grading.nbgrader_adapter import write_course
+
+pytestmark = pytest.mark.grading_tools
+
+from test_exercises import EXERCISES, MASTERS  # noqa: E402
+
+OTTER_EXERCISE = "02_nm_mask"
+NBGRADER_EXERCISES = ("01_magnitude_mask", "02_nm_mask")
+
+
+def _answers(stem):
+    """assignment -> the solved twin's answer cell source (the function definition)."""
+    import nbformat
+
+    nb = nbformat.read(str(output_path(EXERCISES, stem, "solved")), as_version=4)
+    out = {}
+    for name in assignments_of(read_master(EXERCISES / "masters" / f"{stem}.py")):
+        fn = get_assignment(name).function
+        (cell,) = [c for c in nb.cells if c.cell_type == "code"
+                   and c.source.lstrip().startswith(f"def {fn}(")]
+        out[name] = cell.source
+    return out
+
+
+def _answer_cells(nb, function):
+    return [c for c in nb.cells if c.cell_type == "code"
+            and c.source.lstrip().startswith(f"def {function}(")]
+
+
+def test_otter_assign_and_run_an_exercise(tmp_path):
+    require("otter", "ipykernel")
+    import nbformat
+
+    stem = OTTER_EXERCISE
+    (tmp_path / f"{stem}.ipynb").write_text(output_path(EXERCISES, stem, "otter").read_text())
+    run("otter", "assign", f"{stem}.ipynb", "dist", cwd=tmp_path)
+    student = nbformat.read(str(tmp_path / "dist" / "student" / f"{stem}.ipynb"), as_version=4)
+    answers = _answers(stem)
+    text = json.dumps(student)
+    assert "BEGIN SOLUTION" not in text and "put_along_axis" not in text  # the answer is gone
+    (zip_path,) = (tmp_path / "dist" / "autograder").glob(f"{stem}-autograder_*.zip")
+    blank = {name: _answer_cells(student, get_assignment(name).function)[0].source
+             for name in answers}
+    assert all(src.rstrip().endswith("...") for src in blank.values())
+    max_score = sum(get_assignment(a).max_score for a in answers)
+    for kind in ("solved", "blank"):
+        for name, src in (answers if kind == "solved" else blank).items():
+            _answer_cells(student, get_assignment(name).function)[0].source = src
+        nbformat.write(student, str(tmp_path / f"{kind}.ipynb"))
+        (tmp_path / kind).mkdir()
+        run("otter", "run", "-a", zip_path, "-o", kind, f"{kind}.ipynb", cwd=tmp_path)
+        tests = json.loads((tmp_path / kind / "results.json").read_text())["tests"]
+        graded = {t["name"]: t for t in tests if "score" in t}  # one per question
+        assert sorted(graded) == sorted(answers)
+        score = sum(t["score"] for t in graded.values())
+        assert sum(t["max_score"] for t in graded.values()) == max_score
+        assert score == (max_score if kind == "solved" else 0.0), (kind, graded)
+    feedback = " ".join(t.get("output", "") for t in graded.values())
+    assert "0/5 cases passed" in feedback  # the blank answer's feedback names the cases
+
+
+def _submit(course, student, release, sources):
+    import nbformat
+
+    nb = nbformat.read(str(release), as_version=4)
+    for name, src in sources.items():
+        (cell,) = _answer_cells(nb, get_assignment(name).function)
+        cell.source = src
+    dest = course / "submitted" / student / "ex" / release.name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(dest))
+
+
+def test_nbgrader_generate_and_autograde_exercises(tmp_path):
+    require("nbgrader", "ipykernel")
+    import nbformat
+    from nbgrader.api import Gradebook
+
+    sources = {stem: nbformat.read(str(output_path(EXERCISES, stem, "nbgrader")), as_version=4)
+               for stem in NBGRADER_EXERCISES}
+    course = write_course(tmp_path / "course", "ex", sources)
+    run("nbgrader", "generate_assignment", "ex", "--force", cwd=course)
+    max_score = 0.0
+    for stem in NBGRADER_EXERCISES:
+        release = course / "release" / "ex" / f"{stem}.ipynb"
+        text = release.read_text()
+        assert "BEGIN SOLUTION" not in text and "raise NotImplementedError()" in text
+        answers = _answers(stem)
+        assert not any(src.splitlines()[-1].strip() in text for src in answers.values())
+        _submit(course, "solved", release, answers)
+        _submit(course, "blank", release, {})
+        max_score += sum(get_assignment(a).max_score for a in answers)
+    run("nbgrader", "autograde", "ex", "--create", cwd=course)  # exits 0 whatever the scores
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        assert gb.find_assignment("ex").max_score == max_score
+        assert gb.find_submission("ex", "solved").score == max_score
+        assert gb.find_submission("ex", "blank").score == 0.0
+    graded = (course / "autograded" / "blank" / "ex" / "02_nm_mask.ipynb").read_text()
+    assert "NotImplementedError" in graded and "0/5 cases passed" in graded
+
+
+def _execute(path):
+    import nbformat
+
+    return _execute_nb(nbformat.read(str(path), as_version=4))
+
+
+def _execute_nb(nb):
+    """Run ``nb`` in a fresh python3 kernel (errors recorded as outputs)."""
+    import nbclient
+
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True).execute()
+    return nb
+
+
+def _errors(nb):
+    return [(i, o) for i, c in enumerate(nb.cells) if c.cell_type == "code"
+            for o in c.get("outputs", []) if o.get("output_type") == "error"]
+
+
+@pytest.mark.parametrize("master", MASTERS, ids=[m.stem for m in MASTERS])
+def test_solved_twin_runs_with_its_self_checks_passing(master):
+    require("ipykernel")
+    nb = _execute(output_path(EXERCISES, master.stem, "solved"))
+    assert _errors(nb) == []
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                      for o in c.get("outputs", []))
+    for name in assignments_of(read_master(master)):
+        a = get_assignment(name)
+        assert f"Assignment '{name}' ({a.function}): {a.max_score:g} / {a.max_score:g} points" \
+            in printed
+
+
+def test_blank_student_notebook_self_check_fails_with_feedback():
+    require("ipykernel")
+    nb = _execute(output_path(EXERCISES, "01_magnitude_mask", "student"))
+    errors = _errors(nb)
+    assert [o["ename"] for _, o in errors] == ["NotImplementedError"]  # the demo line stops it
+    check_cell = next(i for i, c in enumerate(nb.cells) if "check(" in c.source)
+    nb.cells[check_cell].source = nb.cells[check_cell].source.replace(
+        "print(magnitude_mask(w, 0.5))", "")
+    nb = _execute_nb(nb)
+    ((_, err),) = _errors(nb)
+    assert err["ename"] == "AssertionError" and "0 / 10 points" in err["evalue"]
+
