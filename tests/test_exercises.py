@@ -66,7 +66,103 @@ WRONG = {
          'm - 1 - np.argsort(groups[..., ::-1], axis=-1, kind="stable")')],
     ("02_nm_mask", "nm_mask", "inverted_mask"): [
         ("return keep.reshape(w.shape)", "return ~keep.reshape(w.shape)")],
+    ("03_sensitivity", "sensitivity_table", "test_set"): [
+        ("x_val, y_val = val", "x_val, y_val = test")],
+    ("03_sensitivity", "sensitivity_table", "sign_flipped"): [
+        ("base - mlp_accuracy(trial, x_val, y_val)", "mlp_accuracy(trial, x_val, y_val) - base")],
+    ("03_sensitivity", "sensitivity_table", "accuracy_not_delta"): [
+        ("base - mlp_accuracy(trial, x_val, y_val)", "mlp_accuracy(trial, x_val, y_val)")],
+    ("03_sensitivity", "sensitivity_table", "floor_count"): [
+        ("round(float(r) * w.size)", "int(float(r) * w.size)")],
+    ("03_sensitivity", "sensitivity_table", "all_layers"): [
+        ("trial[name] = w * keep.reshape(w.shape)",
+         "for other in [f\"fc{l + 1}.weight\" for l in range(n_layers)]:\n"
+         "                v = params[other]\n"
+         "                o = np.argsort(np.abs(v), axis=None, kind=\"stable\")\n"
+         "                kv = np.ones(v.size, dtype=bool)\n"
+         "                kv[o[:round(float(r) * v.size)]] = False\n"
+         "                trial[other] = v * kv.reshape(v.shape)")],
+    ("04_affine_quantization", "affine_qparams", "zero_not_in_range"): [
+        ("np.minimum(np.float32(min_val), np.float32(0.0))", "np.float32(min_val)"),
+        ("np.maximum(np.float32(max_val), np.float32(0.0))", "np.float32(max_val)")],
+    ("04_affine_quantization", "affine_qparams", "levels_2_pow_b"): [
+        ("(hi - lo) / np.float32(q_max - q_min)", "(hi - lo) / np.float32(2 ** bits)"),
+        ("np.float32((q_max - q_min) / 2)", "np.float32(2 ** bits / 2)")],
+    ("04_affine_quantization", "affine_qparams", "round_half_away"): [
+        ("np.rint(lo / scale)", "np.floor(lo / scale + 0.5)")],
+    ("04_affine_quantization", "affine_qparams", "zero_point_not_integer"): [
+        ("int(np.clip(q_min - np.rint(lo / scale), q_min, q_max))",
+         "float(np.clip(q_min - lo / scale, q_min, q_max))"),
+        ("return float(scale), int(zero_point)", "return float(scale), zero_point")],
+    ("04_affine_quantization", "affine_qparams", "symmetric_q_max"): [
+        ("np.float32((q_max - q_min) / 2)", "np.float32(q_max)")],
+    ("04_affine_quantization", "affine_qparams", "symmetric_unsigned_zero"): [
+        ("0 if signed else 2 ** (bits - 1)", "0")],
+    ("04_affine_quantization", "affine_quantize", "no_clamp"): [
+        ("np.clip(np.rint(x / np.float32(scale)) + zero_point, q_min, q_max)",
+         "np.rint(x / np.float32(scale)) + zero_point")],
+    ("04_affine_quantization", "affine_quantize", "floor_not_round"): [
+        ("np.rint(x / np.float32(scale))", "np.floor(x / np.float32(scale))")],
+    ("04_affine_quantization", "affine_quantize", "zero_point_sign"): [
+        ("+ zero_point, q_min", "- zero_point, q_min")],
+    ("04_affine_quantization", "affine_quantize", "round_half_away"): [
+        ("np.rint(x / np.float32(scale))", "np.floor(x / np.float32(scale) + 0.5)")],
+    ("05_kmeans", "kmeans_assign", "farthest"): [("np.argmin(distances", "np.argmax(distances")],
+    ("05_kmeans", "kmeans_assign", "returns_values"): [
+        ("return np.argmin(distances, axis=-1).astype(np.int64)",
+         "return centroids[np.argmin(distances, axis=-1)]")],
+    ("05_kmeans", "kmeans_assign", "signed_distance"): [
+        ("(w[..., None].astype(np.float64) - centroids) ** 2",
+         "(w[..., None].astype(np.float64) - centroids)")],
+    ("05_kmeans", "kmeans_assign", "flat_labels"): [
+        (".astype(np.int64)", ".astype(np.int64).reshape(-1)")],
+    ("05_kmeans", "kmeans_assign", "ties_high_index"): [
+        ("np.argmin(distances, axis=-1)",
+         "len(centroids) - 1 - np.argmin(distances[..., ::-1], axis=-1)")],
+    ("05_kmeans", "kmeans_update", "includes_pruned"): [
+        ("w[mask].astype(np.float64), labels[mask]", "w.ravel().astype(np.float64), labels.ravel()")],
+    ("05_kmeans", "kmeans_update", "empty_cluster"): [
+        ("new[filled] = sums[filled] / counts[filled]", "new = sums / np.maximum(counts, 1)")],
+    ("05_kmeans", "kmeans_update", "mean_over_all"): [
+        ("sums[filled] / counts[filled]", "sums[filled] / max(values.size, 1)")],
+    ("06_svd", "svd_truncate", "keeps_smallest"): [
+        ("w_r = (u[:, :r] * s[:r]) @ vt[:r]", "w_r = (u[:, -r:] * s[-r:]) @ vt[-r:]")],
+    ("06_svd", "svd_truncate", "energy_sigma"): [("np.cumsum(s ** 2) / np.sum(s ** 2)",
+                                                  "np.cumsum(s) / np.sum(s)")],
+    ("06_svd", "svd_truncate", "off_by_one_rank"): [
+        ("r = int(np.searchsorted(kept, energy, side=\"left\")) + 1",
+         "r = int(np.searchsorted(kept, energy, side=\"left\"))")],
+    ("06_svd", "svd_truncate", "no_truncation"): [
+        ("w_r = (u[:, :r] * s[:r]) @ vt[:r]", "w_r = (u * s) @ vt")],
+    ("07_distillation", "kd_loss", "missing_t_squared"): [
+        ("alpha * t * t * kl.mean()", "alpha * kl.mean()"),
+        ("alpha * t * (p - q) / n", "alpha * (p - q) / (t * n)")],
+    ("07_distillation", "kd_loss", "temperature_one_side"): [
+        ("softmax(zt / t)", "softmax(zt)")],
+    ("07_distillation", "kd_loss", "kl_reversed"): [
+        ("np.where(q > 0, q * (np.log(q) - np.log(p)), 0.0)", "(p * (np.log(p) - np.log(q)))")],
+    ("07_distillation", "kd_loss", "alpha_swapped"): [
+        ("loss = alpha * t * t * kl.mean() + (1 - alpha) * ce.mean()",
+         "loss = (1 - alpha) * t * t * kl.mean() + alpha * ce.mean()"),
+        ("dlogits = alpha * t * (p - q) / n + (1 - alpha) * (p1 - onehot) / n",
+         "dlogits = (1 - alpha) * t * (p - q) / n + alpha * (p1 - onehot) / n")],
+    ("07_distillation", "kd_loss", "sum_not_mean"): [
+        ("kl.mean()", "kl.sum()"), ("ce.mean()", "ce.sum()"), ("/ n", "")],
 }
+
+
+def answer_lines(master_nb) -> list[str]:
+    """The model answers' code lines (stripped) that appear nowhere else in the master."""
+    answers, given = [], []
+    for cell in master_nb.cells:
+        lines = cell.source.splitlines()
+        inside = set()
+        for begin, end, _ in solution_regions(cell.source):
+            inside |= set(range(begin, end + 1))
+            answers += [ln.strip() for ln in lines[begin + 1:end]
+                        if ln.strip() and not ln.strip().startswith("#")]
+        given += [ln.strip() for i, ln in enumerate(lines) if i not in inside]
+    return [a for a in answers if a not in given]  # e.g. a line the given helper code has too
 
 
 def _grade(path, assignment, capsys) -> dict:
@@ -94,9 +190,7 @@ def test_generated_notebooks_are_current():
 @pytest.mark.parametrize("master", MASTERS, ids=[m.stem for m in MASTERS])
 def test_student_notebooks_hold_no_solution(master):
     nb = read_master(master)
-    answers = [line.strip() for cell in nb.cells for begin, end, _ in solution_regions(cell.source)
-               for line in cell.source.splitlines()[begin + 1:end]
-               if line.strip() and not line.strip().startswith("#")]
+    answers = answer_lines(nb)
     assert answers
     student = "\n".join(c.source for c in build(nb, "student").cells)
     assert "BEGIN SOLUTION" not in student and "raise NotImplementedError()" in student
