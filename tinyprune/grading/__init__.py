@@ -20,7 +20,9 @@ The catalogue of every assignment (signature, case groups, mistakes) is ``README
 file, written by ``python -m tinyprune.grading.catalogue``.
 
 Entry points: :func:`grade` (a .py or .ipynb file, text / JSON / Gradescope output),
-:func:`grade_source`, :func:`~.gradescope.run_autograder`.
+:func:`grade_source`, :func:`~.gradescope.run_autograder`; in a notebook :func:`.notebook.check`.
+Exercise notebooks (student, solved, Otter and nbgrader versions) are generated from jupytext
+masters by :mod:`.exercises` (``notebooks/exercises``, ``scripts/make_exercises.py``).
 """
 
 from . import (  # noqa: F401 - registers the assignments
