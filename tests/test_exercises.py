@@ -2,7 +2,9 @@
 exercise the solved twin scores full marks through `tinyprune grade`, the blank student notebook
 scores 0 without a load error, and one wrong variant per common mistake gets that mistake's own
 feedback; the student notebooks hold no solution; the Gradescope autograder grades an exercise
-notebook. (The real Otter and nbgrader: tests/test_exercises_tools.py.)"""
+notebook; every solved twin runs top to bottom in a Jupyter kernel with its self-checks passing,
+and a blank one's self-check fails with the feedback. (The real Otter and nbgrader:
+tests/test_exercises_tools.py.)"""
 
 import json
 from pathlib import Path
@@ -256,3 +258,51 @@ def test_gradescope_autograder_grades_an_exercise_notebook(tmp_path):
     blank = run_autograder("nm_mask", submission_dir=sub, results_dir=res)
     check_schema(blank)
     assert blank["score"] == 0.0 and "NotImplementedError" in blank["output"]
+
+
+# ----------------------------------------------------------------- in a Jupyter kernel
+def _execute(path):
+    import nbformat
+
+    return _execute_nb(nbformat.read(str(path), as_version=4))
+
+
+def _execute_nb(nb):
+    """Run ``nb`` in a fresh python3 kernel (errors recorded as outputs)."""
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True).execute()
+    return nb
+
+
+def _errors(nb):
+    return [(i, o) for i, c in enumerate(nb.cells) if c.cell_type == "code"
+            for o in c.get("outputs", []) if o.get("output_type") == "error"]
+
+
+@pytest.mark.parametrize("master", MASTERS, ids=[m.stem for m in MASTERS])
+def test_solved_twin_runs_with_its_self_checks_passing(master):
+    nb = _execute(output_path(EXERCISES, master.stem, "solved"))
+    assert _errors(nb) == []
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                      for o in c.get("outputs", []))
+    for name in assignments_of(read_master(master)):
+        a = get_assignment(name)
+        assert f"Assignment '{name}' ({a.function}): {a.max_score:g} / {a.max_score:g} points" \
+            in printed
+
+
+def test_blank_student_notebook_self_check_fails_with_feedback():
+    nb = _execute(output_path(EXERCISES, "01_magnitude_mask", "student"))
+    errors = _errors(nb)
+    assert [o["ename"] for _, o in errors] == ["NotImplementedError"]  # the demo line stops it
+    check_cell = next(i for i, c in enumerate(nb.cells) if "check(" in c.source)
+    nb.cells[check_cell].source = nb.cells[check_cell].source.replace(
+        "print(magnitude_mask(w, 0.5))", "")
+    nb = _execute_nb(nb)
+    ((_, err),) = _errors(nb)
+    assert err["ename"] == "AssertionError" and "0 / 10 points" in err["evalue"]
+

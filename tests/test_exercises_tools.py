@@ -2,8 +2,7 @@
 `otter assign` on an exercise's Otter master gives a student notebook without the answer and an
 autograder zip, and `otter run` scores the solved answer full marks and the blank one 0;
 `nbgrader generate_assignment` + `autograde` in a temporary course do the same (scores read from
-the gradebook); every solved twin runs top to bottom in a Jupyter kernel with its self-checks
-passing, and a blank student notebook's self-check fails with the feedback."""
+the gradebook). (The notebooks in a plain Jupyter kernel: tests/test_exercises.py.)"""
 
 import json
 
@@ -16,7 +15,7 @@ from tinyprune.grading.nbgrader_adapter import write_course
 
 pytestmark = pytest.mark.grading_tools
 
-from test_exercises import EXERCISES, MASTERS, answer_lines  # noqa: E402
+from test_exercises import EXERCISES, answer_lines  # noqa: E402
 
 OTTER_EXERCISE = "04_affine_quantization"  # two questions
 NBGRADER_EXERCISES = ("01_magnitude_mask", "02_nm_mask")
@@ -117,52 +116,3 @@ def test_nbgrader_generate_and_autograde_exercises(tmp_path):
         assert gb.find_submission("ex", "blank").score == 0.0
     graded = (course / "autograded" / "blank" / "ex" / "02_nm_mask.ipynb").read_text()
     assert "NotImplementedError" in graded and "0/5 cases passed" in graded
-
-
-def _execute(path):
-    import nbformat
-
-    return _execute_nb(nbformat.read(str(path), as_version=4))
-
-
-def _execute_nb(nb):
-    """Run ``nb`` in a fresh python3 kernel (errors recorded as outputs)."""
-    import nbclient
-
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs = []
-    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True).execute()
-    return nb
-
-
-def _errors(nb):
-    return [(i, o) for i, c in enumerate(nb.cells) if c.cell_type == "code"
-            for o in c.get("outputs", []) if o.get("output_type") == "error"]
-
-
-@pytest.mark.parametrize("master", MASTERS, ids=[m.stem for m in MASTERS])
-def test_solved_twin_runs_with_its_self_checks_passing(master):
-    require("ipykernel")
-    nb = _execute(output_path(EXERCISES, master.stem, "solved"))
-    assert _errors(nb) == []
-    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
-                      for o in c.get("outputs", []))
-    for name in assignments_of(read_master(master)):
-        a = get_assignment(name)
-        assert f"Assignment '{name}' ({a.function}): {a.max_score:g} / {a.max_score:g} points" \
-            in printed
-
-
-def test_blank_student_notebook_self_check_fails_with_feedback():
-    require("ipykernel")
-    nb = _execute(output_path(EXERCISES, "01_magnitude_mask", "student"))
-    errors = _errors(nb)
-    assert [o["ename"] for _, o in errors] == ["NotImplementedError"]  # the demo line stops it
-    check_cell = next(i for i, c in enumerate(nb.cells) if "check(" in c.source)
-    nb.cells[check_cell].source = nb.cells[check_cell].source.replace(
-        "print(magnitude_mask(w, 0.5))", "")
-    nb = _execute_nb(nb)
-    ((_, err),) = _errors(nb)
-    assert err["ename"] == "AssertionError" and "0 / 10 points" in err["evalue"]
-
