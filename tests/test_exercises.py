@@ -220,6 +220,7 @@ def test_blank_student_notebook_scores_zero(stem, assignment, capsys):
     assert d["score"] == 0.0
     messages = [c["message"] for g in d["groups"] for c in g["cases"]]
     assert messages and all("NotImplementedError" in m for m in messages)
+    assert "    raise NotImplementedError()" in messages[0]  # quotes the notebook's code, not JSON
     assert d["diagnoses"] == []
 
 
@@ -258,6 +259,116 @@ def test_gradescope_autograder_grades_an_exercise_notebook(tmp_path):
     blank = run_autograder("nm_mask", submission_dir=sub, results_dir=res)
     check_schema(blank)
     assert blank["score"] == 0.0 and "NotImplementedError" in blank["output"]
+
+
+# ----------------------------------------------------------------- the generator itself
+MASTER = """# %% [markdown]
+# Prompt
+
+# %% assignment="nm_mask"
+def nm_mask(w, n_pruned, m):
+    x = 1
+    # BEGIN SOLUTION
+    return w != 0
+    # END SOLUTION
+
+# %% tags=["check"]
+print(nm_mask(np.ones((1, 4)), 2, 4))
+from tinyprune.grading.notebook import check
+check("nm_mask")
+"""
+
+
+def _master(tmp_path, text=MASTER):
+    path = tmp_path / "m.py"
+    path.write_text(text)
+    return read_master(path)
+
+
+def test_build_each_kind(tmp_path):
+    m = _master(tmp_path)
+    student, solved = build(m, "student"), build(m, "solved")
+    assert student.cells[1].source == ("def nm_mask(w, n_pruned, m):\n    x = 1\n"
+                                       "    # YOUR CODE HERE\n    raise NotImplementedError()")
+    assert solved.cells[1].source == "def nm_mask(w, n_pruned, m):\n    x = 1\n    return w != 0"
+    assert student.cells[2].source == solved.cells[2].source == m.cells[2].source
+    assert [c.id for c in solved.cells] == ["cell-00", "cell-01", "cell-02"]
+    nbg = build(m, "nbgrader")
+    assert "    ### BEGIN SOLUTION\n    return w != 0\n    ### END SOLUTION" in nbg.cells[1].source
+    assert nbg.cells[1].metadata["nbgrader"]["solution"] is True
+    tests = [c for c in nbg.cells if c.metadata.get("nbgrader", {}).get("grade")]
+    assert [c.metadata["nbgrader"]["points"] for c in tests] == [
+        g.points for g in get_assignment("nm_mask").groups]
+    otter = build(m, "otter")
+    kinds = [(c.cell_type, c.source.splitlines()[0]) for c in otter.cells]
+    assert kinds[:4] == [("raw", "# ASSIGNMENT CONFIG"), ("raw", "# BEGIN QUESTION"),
+                         ("markdown", "Prompt"), ("raw", "# BEGIN SOLUTION")]
+    demo = otter.cells[-1].source  # the check cell keeps its demo, not the check call
+    assert "check(" not in demo and "print(nm_mask" in demo and "tinyprune" in demo
+
+
+@pytest.mark.parametrize("text, match", [
+    (MASTER.replace("    # END SOLUTION\n", ""), "has no '# END SOLUTION'"),
+    (MASTER.replace("    # END SOLUTION", "  # END SOLUTION"), "indented unlike"),
+    (MASTER.replace("    return w != 0\n", "    # BEGIN SOLUTION\n"), "nested"),
+    (MASTER.replace("    # BEGIN SOLUTION\n", ""), "without '# BEGIN SOLUTION'"),
+    (MASTER.replace('assignment="nm_mask"', 'assignment="nope"'), "assignment: expected one of"),
+    (MASTER.replace('assignment="nm_mask"', ""), "no solution cell"),
+    (MASTER.replace("# %% [markdown]\n# Prompt\n", "# %%\nimport numpy as np\n"),
+     "needs a markdown prompt cell"),
+])
+def test_bad_masters_are_refused(tmp_path, text, match):
+    with pytest.raises(ValueError, match=match):
+        build(_master(tmp_path, text), "student")
+
+
+def test_build_refuses_unknown_kinds_and_files(tmp_path):
+    with pytest.raises(ValueError, match="kind: expected one of"):
+        build(_master(tmp_path), "teacher")
+    with pytest.raises(ValueError, match="percent-format .py master"):
+        read_master(tmp_path / "m.ipynb")
+
+
+def test_outdated_names_stale_and_orphaned_notebooks(tmp_path):
+    from tinyprune.grading.exercises import write_all
+
+    (tmp_path / "masters").mkdir()
+    (tmp_path / "masters" / "01_x.py").write_text(MASTER)
+    assert len(write_all(tmp_path)) == 4 and outdated(tmp_path) == [] and write_all(tmp_path) == []
+    (tmp_path / "solutions" / "01_x.ipynb").write_text("{}")
+    (tmp_path / "otter" / "99_gone.ipynb").write_text("{}")
+    assert outdated(tmp_path) == [tmp_path / "solutions" / "01_x.ipynb",
+                                  tmp_path / "otter" / "99_gone.ipynb"]
+
+
+def test_check_cells_are_left_out_of_a_graded_notebook(tmp_path):
+    from test_grading_checks import SOLUTIONS
+
+    from tinyprune.grading import grade_file, load_source
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in (
+        "import otter\ngrader = otter.Notebook('hw.ipynb')", SOLUTIONS["nm_mask"],
+        "from tinyprune.grading.notebook import check\ncheck('nm_mask')",
+        'grader.check("nm_mask")')]
+    nbformat.write(nb, str(tmp_path / "hw.ipynb"))
+    source = load_source(tmp_path / "hw.ipynb")
+    assert "otter" not in source and "tinyprune" not in source and "def nm_mask" in source
+    assert "# %% cell 2: a check cell, not run by the grader" in source
+    assert grade_file(tmp_path / "hw.ipynb", "nm_mask").score == 10.0
+
+
+def test_grading_tools_require_skips_or_fails(monkeypatch):
+    import grading_tools
+
+    monkeypatch.setitem(grading_tools.TOOLS, "nothing", ("no_such_module_tinyprune", None))
+    monkeypatch.delenv(grading_tools.REQUIRE_ENV, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="not installed"):
+        grading_tools.require("nothing")
+    monkeypatch.setenv(grading_tools.REQUIRE_ENV, "1")
+    with pytest.raises(pytest.fail.Exception, match="TINYPRUNE_REQUIRE_GRADING_TOOLS=1 requires"):
+        grading_tools.require("nothing")
+    grading_tools.require()  # nothing asked: nothing missing
 
 
 # ----------------------------------------------------------------- in a Jupyter kernel
