@@ -2,11 +2,19 @@
 and distillation: a correct student solution scores full marks, and each common mistake, written
 the way a student would write it, fails with that mistake's own diagnosis."""
 
+import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from test_grading_checks import MISTAKES as MISTAKES1
 from test_grading_checks import SOLUTIONS as SOLUTIONS1
 
 from tinyprune.grading import ASSIGNMENTS, grade_source
+from tinyprune.grading import checks_distill as D
+from tinyprune.grading import checks_lowrank as L
+from tinyprune.grading import checks_prune as P
+from tinyprune.grading import checks_quantize as Q
 from tinyprune.grading.grader import MUTATION_KEY
 
 # ------------------------------------------------------------------------ sensitivity_table
@@ -257,3 +265,110 @@ def test_mistake_gets_its_own_feedback(name, key):
     if key != MUTATION_KEY:
         message = next(m.message for m in ASSIGNMENTS[name].mistakes if m.key == key)
         assert message in result.format_text()
+
+
+# ------------------------------------------------------------------------ the specifications
+# Each assignment's description is a formula; the mistake-free variant of the checks (written
+# from that formula in float64, without tinyprune) equals the tinyprune reference on any input
+# hypothesis draws, so the specification the student reads is the reference's behaviour.
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**31), n_layers=st.integers(1, 3),
+       ratios=st.lists(st.floats(0, 1).map(lambda r: round(r, 2)), min_size=1, max_size=5))
+def test_sensitivity_spec_equals_reference(seed, n_layers, ratios):
+    rng = np.random.default_rng(seed)
+    sizes = tuple(int(v) for v in rng.integers(2, 7, size=n_layers + 1))
+    params, val, test = P._mlp_case(rng, sizes, 20, 20)
+    ratios = np.array(ratios)
+    np.testing.assert_array_equal(P._sensitivity_variant()(params, val, test, ratios),
+                                  P.sensitivity_table_reference(params, val, test, ratios))
+
+
+@settings(max_examples=60, deadline=None)
+@given(lo=st.floats(-50, 50), width=st.floats(0, 100), bits=st.sampled_from([2, 4, 8, 16]),
+       signed=st.booleans(), symmetric=st.booleans())
+def test_affine_qparams_spec_equals_reference(lo, width, bits, signed, symmetric):
+    hi = lo + width
+    scale, zero_point = Q.affine_qparams_reference(lo, hi, bits, signed, symmetric)
+    assume(symmetric or Q._half_distance(min(lo, 0.0) / scale) > 1e-3)  # float32 vs float64
+    assert Q._qparams_compare((scale, zero_point),
+                              Q._qparams_variant()(lo, hi, bits, signed, symmetric)) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(x=hnp.arrays(st.sampled_from([np.float32, np.float64]), hnp.array_shapes(max_dims=3),
+                    elements=st.floats(-300, 300, width=32)),
+       k=st.integers(0, 10), bits=st.sampled_from([2, 4, 8, 16]), signed=st.booleans(),
+       data=st.data())
+def test_affine_quantize_spec_equals_reference(x, k, bits, signed, data):
+    qmin, qmax = Q.qrange(bits, signed)
+    zero_point = data.draw(st.integers(qmin, qmax))
+    args = (x, 2.0 ** -k, zero_point, bits, signed)
+    assert Q._quantize_compare(Q.affine_quantize_reference(*args),
+                               Q._quantize_variant()(*args)) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(w=hnp.arrays(np.float64, hnp.array_shapes(max_dims=3),
+                    elements=st.integers(-8, 8).map(lambda v: v / 4)),
+       c=hnp.arrays(np.float64, st.integers(1, 6), elements=st.integers(-4, 4).map(float)))
+def test_kmeans_assign_spec_equals_reference(w, c):
+    labels = Q.kmeans_assign_reference(w, c)
+    assert labels.dtype == np.int64 and labels.shape == w.shape
+    d = (w[..., None] - c) ** 2  # ties (quarter steps): the lowest index
+    np.testing.assert_array_equal(labels, np.argmin(d, axis=-1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31), k=st.integers(1, 7), density=st.floats(0, 1),
+       shape=hnp.array_shapes(max_dims=3))
+def test_kmeans_update_spec_equals_reference(seed, k, density, shape):
+    args = Q._update_case(np.random.default_rng(seed), shape, k, density)
+    np.testing.assert_allclose(Q._update_variant()(*args), Q.kmeans_update_reference(*args),
+                               rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31), m=st.integers(1, 7), n=st.integers(1, 7), data=st.data())
+def test_svd_truncate_spec_equals_reference(seed, m, n, data):
+    rng = np.random.default_rng(seed)
+    s = np.sort(rng.uniform(0.1, 4.0, size=min(m, n)))[::-1] + np.arange(min(m, n))[::-1] * 0.1
+    w = L._matrix(rng, m, n, s, np.float64)
+    curve = np.cumsum(s ** 2) / np.sum(s ** 2)
+    energy = data.draw(st.floats(0.05, 1.0))
+    assume(np.min(np.abs(curve - energy)) > 1e-9)
+    rank = data.draw(st.integers(1, min(m, n)))
+    for args in ((w, rank, None), (w, None, energy)):
+        assert L._svd_compare(L.svd_truncate_reference(*args), L._svd_variant()(*args)) is None
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31), n=st.integers(1, 6), c=st.integers(2, 8),
+       temperature=st.floats(0.5, 20), alpha=st.floats(0, 1), grad=st.sampled_from(
+           ["formula", "exact"]))
+def test_kd_loss_spec_equals_reference(seed, n, c, temperature, alpha, grad):
+    args = D._kd_case(np.random.default_rng(seed), n, c, np.float64, temperature, alpha)
+    assert D._kd_compare(D.kd_loss_reference(*args), D._kd_variant(grad=grad)(*args)) is None
+
+
+# ------------------------------------------------------------------------ time limit, partial credit
+def test_a_slow_case_times_out_and_the_others_still_count():
+    src = SOLUTIONS["svd_truncate"].replace(
+        "    if rank is None:", "    while rank == 1:\n        pass\n    if rank is None:", 1)
+    result = grade_source(src, "svd_truncate", timeout=0.5)
+    failed = [c for g in result.groups for c in g.cases if not c.passed]
+    assert failed and all("longer than 0.5 s" in c.message for c in failed)
+    assert 0 < result.score < result.max_score
+    assert result.diagnoses == []
+
+
+def test_partial_credit_per_group_on_a_new_assignment():
+    # energy mode unimplemented: only the rank cases pass
+    src = SOLUTIONS["svd_truncate"].replace("    if rank is None:",
+                                            "    if rank is None:\n        raise NotImplementedError")
+    result = grade_source(src, "svd_truncate")
+    for g, group in zip(result.groups, ASSIGNMENTS["svd_truncate"].groups, strict=True):
+        cases = group.cases()
+        n_rank = sum(c.args[1] is not None for c in cases)
+        assert (g.passed, g.total) == (n_rank, len(cases))
+        assert g.score == pytest.approx(group.points * n_rank / len(cases))
+    assert 0 < result.score < result.max_score

@@ -147,8 +147,9 @@ def update(x, labels, centroids) -> np.ndarray:
         raise ValueError(f"labels: expected shape ({x.shape[0]},) with values in [0, {k}), got "
                          f"shape {labels.shape}" + (f", values in [{labels.min()}, {labels.max()}]"
                                                     if labels.size else ""))
-    x2 = x.reshape(x.shape[0], -1).astype(np.float64, copy=False)  # (n, D)
-    new = _update(x2, labels, centroids.reshape(k, -1).astype(np.float64))  # (k, D), a copy
+    x2 = (x[:, None] if x.ndim == 1 else x).astype(np.float64, copy=False)  # (n, D), n may be 0
+    c2 = centroids[:, None] if centroids.ndim == 1 else centroids
+    new = _update(x2, labels, c2.astype(np.float64))  # (k, D), a copy
     return new.reshape(centroids.shape)
 
 
