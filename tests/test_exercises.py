@@ -1,6 +1,6 @@
 """Exercise notebooks (notebooks/exercises): the generated notebooks are current; for every
 exercise the solved twin scores full marks through `tinyprune grade`, the blank student notebook
-scores 0 without a load error, and one wrong variant per common mistake gets that mistake's own
+scores 0 without a load error, and one wrong variant per recognised mistake gets that mistake's own
 feedback; the student notebooks hold no solution; the Gradescope autograder grades an exercise
 notebook; every solved twin runs top to bottom in a Jupyter kernel with its self-checks passing,
 and a blank one's self-check fails with the feedback. (The real Otter and nbgrader:
@@ -50,6 +50,11 @@ WRONG = {
          'w.size - 1 - np.argsort(np.abs(w).ravel()[::-1], kind="stable")')],
     ("01_magnitude_mask", "magnitude_mask", "inverted_mask"): [
         ("return keep.reshape(w.shape)", "return ~keep.reshape(w.shape)")],
+    ("01_magnitude_mask", "magnitude_mask", "ties_all_pruned"): [
+        ("keep = np.ones(w.size, dtype=bool)\n    keep[order[:k]] = False\n"
+         "    return keep.reshape(w.shape)",
+         "if k == 0:\n        return np.ones(w.shape, dtype=bool)\n"
+         "    threshold = np.abs(w).ravel()[order[k - 1]]\n    return np.abs(w) > threshold")],
     ("02_nm_mask", "nm_mask", "wrong_axis"): [
         ("rows = w.reshape(w.shape[0], -1)", "rows = w.reshape(w.shape[0], -1).T"),
         ("return keep.reshape(w.shape)", "return keep.reshape(rows.shape).T.reshape(w.shape)")],
@@ -84,6 +89,12 @@ WRONG = {
          "                kv = np.ones(v.size, dtype=bool)\n"
          "                kv[o[:round(float(r) * v.size)]] = False\n"
          "                trial[other] = v * kv.reshape(v.shape)")],
+    ("03_sensitivity", "sensitivity_table", "cumulative"): [
+        ("table = np.zeros((n_layers, len(ratios)))",
+         "table = np.zeros((n_layers, len(ratios)))\n    work = dict(params)"),
+        ("trial = dict(params)", "trial = dict(work)"),
+        ("table[i, j] = base - mlp_accuracy(trial, x_val, y_val)",
+         "table[i, j] = base - mlp_accuracy(trial, x_val, y_val)\n        work = trial")],
     ("04_affine_quantization", "affine_qparams", "zero_not_in_range"): [
         ("np.minimum(np.float32(min_val), np.float32(0.0))", "np.float32(min_val)"),
         ("np.maximum(np.float32(max_val), np.float32(0.0))", "np.float32(max_val)")],
@@ -241,9 +252,10 @@ def test_wrong_variant_gets_its_feedback(stem, assignment, key, tmp_path, capsys
     assert mistake.message in json.dumps(d)
 
 
-def test_every_exercise_covers_common_mistakes():
-    covered = {(s, a) for s, a, _ in WRONG}
-    assert covered == set(PAIRS), f"no wrong variants for {set(PAIRS) - covered}"
+def test_every_recognised_mistake_has_a_wrong_variant():
+    covered = {(s, a, k) for s, a, k in WRONG}
+    expected = {(s, a, m.key) for s, a in PAIRS for m in get_assignment(a).mistakes}
+    assert covered == expected, f"no wrong variant for {sorted(expected - covered)}"
 
 
 def test_gradescope_autograder_grades_an_exercise_notebook(tmp_path):
