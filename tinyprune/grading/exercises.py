@@ -41,8 +41,8 @@ from .cases import get_assignment
 from .nbgrader_adapter import nbgrader_cell_metadata, nbgrader_test_source
 from .otter_adapter import otter_config, otter_test_source
 
-__all__ = ["KINDS", "BEGIN", "END", "build", "build_all", "outdated", "read_master",
-           "solution_regions", "write_all"]
+__all__ = ["BEGIN", "END", "KINDS", "assignments_of", "build", "build_all", "outdated",
+           "output_path", "read_master", "solution_regions", "write_all"]
 
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 KINDS = ("student", "solved", "otter", "nbgrader")
