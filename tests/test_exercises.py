@@ -370,6 +370,18 @@ def test_check_cells_are_left_out_of_a_graded_notebook(tmp_path):
     assert grade_file(tmp_path / "hw.ipynb", "nm_mask").score == 10.0
 
 
+def test_ci_runs_the_grading_tools_job_after_the_main_one():
+    root = EXERCISES.parents[1]
+    ci = [line.strip() for line in (root / ".ci" / "run").read_text().splitlines()]
+    main_job = ci.index('pip install -q -e ".[dev,torch]" && python -m pytest -q -n 2')
+    venv = ci.index("python3 -m venv .venv-grading")
+    job = ci.index("TINYPRUNE_REQUIRE_GRADING_TOOLS=1 python -m pytest -q -n 2 -m grading_tools")
+    assert main_job < venv < ci.index('pip install -q -e ".[dev,grading]"') < job
+    pyproject = (root / "pyproject.toml").read_text()  # (tomllib is Python 3.11+)
+    assert 'grading = ["otter-grader==7.0.0", "nbgrader==0.9.6", "ipykernel>=6.0"]' in pyproject
+    assert '    "grading_tools: ' in pyproject  # the marker
+
+
 def test_grading_tools_require_skips_or_fails(monkeypatch):
     import grading_tools
 
