@@ -130,8 +130,8 @@ def plot_granularity(w, *, sparsity=0.5, n_pruned=2, m=4,
             masks[g] = prune_weight(w, sparsity, criterion=criterion, granularity=g)
     plt = pyplot()
     if axes is None:
-        fig, axes = plt.subplots(1, len(names), figsize=(3.0 * len(names) + 0.8, 3.4),
-                                 squeeze=False)
+        fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names) + 1.0, 3.2),
+                                 squeeze=False, layout="constrained")
         axes = list(axes[0])
     else:
         if isinstance(axes, np.ndarray):
@@ -144,8 +144,7 @@ def plot_granularity(w, *, sparsity=0.5, n_pruned=2, m=4,
         fig = axes[0].figure
     import matplotlib
 
-    cmap = matplotlib.colormaps["viridis"].copy()
-    cmap.set_bad("white")  # pruned weights
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")  # white: pruned
     mag = weight_image(np.abs(w))  # (rows, cols)
     vmax = float(mag.max()) or 1.0
     image = None
