@@ -271,9 +271,13 @@ def _scan_fields(scan):
                          "baseline")
     layers = [str(n) for n in get("layers")]
     x = real_array(x, "scan.ratios" if not is_rank else "scan.ranks", ndim=1)
-    acc = np.array([[np.nan if a is None else a for a in row] for row in get("accuracy")],
-                   dtype=np.float64) if not isinstance(get("accuracy"), np.ndarray) \
-        else get("accuracy").astype(np.float64)
+    acc = get("accuracy")
+    if not isinstance(acc, np.ndarray):  # to_dict(): nested lists, None for a missing point
+        try:
+            acc = [[np.nan if a is None else a for a in row] for row in acc]
+        except TypeError:
+            raise ValueError(f"scan.accuracy: expected one row per layer, got {acc!r}") from None
+    acc = real_array(acc, "scan.accuracy", ndim=2, nonempty=False, allow_nan=True)
     if acc.shape != (len(layers), x.size):
         raise ValueError(f"scan.accuracy: expected shape ({len(layers)}, {x.size}) (layers, "
                          f"points), got {acc.shape}")
@@ -349,7 +353,8 @@ def _lottery_rounds(rounds_result):
     for k, r in enumerate(rounds):
         if not isinstance(r, Mapping) or "remaining" not in r or "test_accuracy" not in r:
             raise ValueError(f"rounds_result: round {k} has no 'remaining' / 'test_accuracy'")
-        rem = check_real(r["remaining"], "rounds_result: remaining")
+        rem = check_real(r["remaining"], f"rounds_result: round {k} remaining")
+        check_real(r["test_accuracy"], f"rounds_result: round {k} test_accuracy")
         if not 0.0 < rem <= 1.0:
             raise ValueError(f"rounds_result: round {k} has remaining = {rem}, expected a "
                              f"fraction in (0, 1]")
