@@ -219,6 +219,8 @@ def test_sensitivity_of_a_rank_scan():
     ({"layers": ["a"], "ratios": [0, 0.5], "accuracy": [[0.9, 0.8]], "baseline": "x"}, {},
      TypeError, "scan.baseline"),
     (None, {"threshold": -1.0}, ValueError, "threshold"),
+    ({"layers": ["a"], "ratios": [0, 0.5], "accuracy": [0.9, 0.8], "baseline": 0.9}, {},
+     ValueError, "scan.accuracy"),  # not one row per layer
 ])
 def test_sensitivity_bad_inputs(scan, kwargs, exc, needle):
     with pytest.raises(exc, match=needle):
@@ -368,6 +370,7 @@ def test_lottery_ticket_vs_controls():
     ("rounds", TypeError, "rounds_result"),
     ([{"remaining": 1.0}], ValueError, "test_accuracy"),
     ([{"remaining": 0.0, "test_accuracy": 0.9}], ValueError, "remaining"),
+    ([{"remaining": 1.0, "test_accuracy": None}], TypeError, "round 0 test_accuracy"),
 ])
 def test_lottery_bad_inputs(arg, exc, needle):
     with pytest.raises(exc, match=needle):
