@@ -114,6 +114,18 @@ def test_granularity_of_a_linear_weight_skips_kernel_and_draws_into_given_axes()
         plot_granularity(w, granularities=("channel", "nm", "element"), axes=axes)
 
 
+def test_granularity_mask_only_view():
+    w = conv_weight()
+    fig = plot_granularity(w, granularities=("kernel",), magnitude=False)
+    arr = fig.axes[0].get_images()[0].get_array()
+    keep = prune_weight(w, 0.5, granularity="kernel")
+    np.testing.assert_array_equal(np.ma.getmaskarray(arr), ~weight_image(keep))
+    assert (arr.data == 1).all()  # one colour: preserved / pruned only
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["preserved", "pruned"]
+    with pytest.raises(TypeError, match="magnitude"):
+        plot_granularity(w, magnitude="no")
+
+
 @pytest.mark.parametrize("kwargs, exc, needle", [
     ({"w": [[1.0, 2.0]]}, TypeError, "w"),
     ({"w": np.ones((2, 3, 4), np.float32)}, ValueError, "w"),
@@ -291,6 +303,11 @@ def test_tradeoff_one_scatter_per_technique_and_annotations():
     assert ax.get_xscale() == "log" and ax.get_xlabel() == "stored bytes"
     markers = {c.get_paths()[0].vertices.tobytes() for c in ax.collections}
     assert len(markers) == 3  # one marker shape per technique
+    assert not ax.get_lines()
+    ax = plot_tradeoff(pts, connect=True).axes[0]
+    (line,) = ax.get_lines()  # only pruning has two points
+    np.testing.assert_array_equal(line.get_xdata(), [8e4, 1.5e5])  # sorted by size
+    np.testing.assert_array_equal(line.get_ydata(), [0.86, 0.89])
     ax = plot_tradeoff(pts[:1], logx=False, xlabel="kB", annotate=False).axes[0]
     assert ax.get_xscale() == "linear" and not ax.texts and ax.get_xlabel() == "kB"
 
@@ -306,6 +323,9 @@ def test_tradeoff_one_scatter_per_technique_and_annotations():
 def test_tradeoff_bad_inputs(points, exc, needle):
     with pytest.raises(exc, match=needle):
         plot_tradeoff(points)
+    with pytest.raises(TypeError, match="connect"):
+        plot_tradeoff([{"label": "a", "bytes": 1, "accuracy": 0.5, "technique": "t"}],
+                      connect=1)
 
 
 # --------------------------------------------------------------------------- spectrum
