@@ -206,7 +206,7 @@ print(f"\nloaded back: weights identical {same}, accuracy {accuracy(loaded):.2%}
 # The paper's figure of the pipeline, redrawn from these numbers:
 
 # %%
-ax = plot_storage_stages(stages)
+fig = plot_storage_stages(stages)
 plt.show()
 
 # %% [markdown]
