@@ -156,9 +156,9 @@ for rank in (64, 32, 16, 8):
 # %% [markdown]
 # ## Knowledge distillation
 #
-# A smaller network, 784 -> h -> 10 (label `h=...`), is trained from scratch to match the softened outputs of
-# LeNet-300-100 (temperature 4) as well as the labels. It gets more epochs than the fine-tunings
-# above: it starts from nothing.
+# A smaller network, 784 -> h -> 10 (label `h=...`), is trained from scratch to match the
+# softened outputs of LeNet-300-100 (temperature 4) as well as the labels. It gets more epochs
+# than the fine-tunings above: it starts from nothing.
 
 # %%
 teacher_logits = compute_teacher_logits(net, X)
@@ -190,6 +190,18 @@ for hidden in (100, 32, 8):
 # * **distillation + quantization**: the 32-unit student quantized to 8 bits (PTQ).
 
 # %%
+def plain_weights(model):
+    """A copy whose weights are the effective ones (weight-sharing transforms applied, then
+    removed): what a compressed file stores."""
+    new = model.copy()
+    for layer in new.layers.values():
+        for pname in list(layer.transforms):
+            effective = layer.effective_param(pname).copy()
+            layer.set_transform(pname, None)
+            layer.params[pname][...] = effective
+    return new
+
+
 folder = tempfile.mkdtemp()
 for keep, bits in (((0.92, 0.91, 0.74), 5), ((0.96, 0.95, 0.8), 3)):
     dc = net.copy()
@@ -199,7 +211,7 @@ for keep, bits in (((0.92, 0.91, 0.74), 5), ((0.96, 0.95, 0.8), 3)):
     dc = share_weights(dc, bits)
     fit(dc, X, y, optimizer=Adam(dc.params, lr=1e-3), epochs=1, rng=1, progress=False)
     path = os.path.join(folder, f"deep_compression_{bits}.tpz")
-    save_compressed(path, dc)
+    save_compressed(path, plain_weights(dc))
     add(f"{keep[0]:.0%}, {bits}b", "Deep Compression",
         os.path.getsize(path), dc)
 
