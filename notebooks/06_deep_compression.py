@@ -149,6 +149,11 @@ print(f"  r = 32 n / (n ceil(log2 k) + 32 k) = {32 * n / (n * book.bits + 32 * k
 # frequent than long ones. Huffman's code gives frequent symbols short code words; its average
 # length lies within one bit of the stream's entropy `H = -sum p log2 p`, the bound of any
 # symbol-by-symbol code.
+#
+# In the plots below the codebook is sorted by value, so the two humps of the pruned weights
+# appear on both sides of the entry of the filler zero (the lone tall bar in the middle); the
+# tall bar at the right end of the relative indices is code 31, the longest step a 5-bit index
+# can take, which every filler zero uses.
 
 # %%
 streams = {"weight index (codebook entry)": book.indices.astype(np.intp),
