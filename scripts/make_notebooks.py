@@ -307,7 +307,8 @@ from tinyprune.nn import lecture_net, lenet_300_100
 from tinyprune.nn.optim import SGD
 from tinyprune.nn.train import evaluate, fit
 from tinyprune.prune import (AGP, OneShot, apply_ratios, format_sensitivity, lottery_ticket,
-                             plot_sensitivity, sensitivity_scan, validation_split)
+                             sensitivity_scan, validation_split)
+from tinyprune.viz import plot_sensitivity
 from tinyprune.prune.masked import set_masks_
 
 data = load_dataset("fashion-mnist-small", normalize=True)
