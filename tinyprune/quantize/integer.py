@@ -75,7 +75,8 @@ def int_gemm(a, b) -> np.ndarray:
 
     if largest(a) * largest(b) * a.shape[-1] >= 2 ** 53:
         return int_gemm_naive(a, b)
-    return (a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)  # (M, N), exact
+    fa, fb = a.astype(np.float64, copy=False), b.astype(np.float64, copy=False)
+    return (fa @ fb).astype(np.int64)  # (M, N), exact
 
 
 class _WeightLayer:
@@ -220,8 +221,10 @@ class IntegerModel:
 
     __call__ = forward
 
-    def predict(self, x, batch_size=1000) -> np.ndarray:
-        """Logits of ``x`` computed in batches."""
+    def predict(self, x, batch_size=32) -> np.ndarray:
+        """Logits of ``x`` computed in batches of ``batch_size`` images (each batch one
+        vectorized pass; small batches keep a conv layer's im2col matrix, ``(N H_out W_out,
+        C_in KH KW)`` float64, in cache: 32 is ~8x faster than 1000 on the lecture net)."""
         batch_size = check_int(batch_size, "batch_size", minimum=1)
         return np.concatenate([self.forward(x[i:i + batch_size])
                                for i in range(0, x.shape[0], batch_size)])
