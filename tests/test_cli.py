@@ -245,6 +245,9 @@ BAD_ARGUMENTS = [
     (["quantize", "QCKPT", "--out", "OUT"], "already quantized"),
     (["quantize", "MISSING", "--out", "OUT"], "none.npz"),
     (["eval", "CKPT", "--integer"], "--integer"),  # a float checkpoint
+    (["eval", "QCKPT", "--activation-dtype", "int8"], "--activation-dtype"),  # no --integer
+    (["eval", "QCKPT", "--integer", "--activation-dtype", "int16"], "--activation-dtype"),
+    (["eval", "QCKPT", "--integer", "--activation-dtype", "INT8"], "--activation-dtype"),
     # compress, report --storage
     (["compress", "CKPT"], "--out"),
     (["compress", "CKPT", "--out", "OUT", "--index-bits", "0"], "--index-bits"),
@@ -519,7 +522,13 @@ def test_quantize_affine_ptq_and_integer_eval(trained, quantized, capsys):
     assert code == 0 and res["integer"] and res["fake_quant_test_accuracy"] == float_q
     assert abs(res["test_accuracy"] - float_q) <= 0.01  # int8 inference tracks fake quantization
     code, out, _ = run(capsys, "eval", str(quantized), "--integer")
-    assert "integer-only inference" in out
+    assert "integer-only inference, uint8 activations" in out
+    code, out, _ = run(capsys, "eval", str(quantized), "--integer", "--activation-dtype", "int8",
+                       "--json")
+    res8 = json.loads(out)
+    assert code == 0 and res8["activation_dtype"] == "int8" and res["activation_dtype"] == "uint8"
+    # int8 activations are the uint8 grid shifted by 128: the same logits
+    assert res8["test_accuracy"] == res["test_accuracy"] and res8["test_loss"] == res["test_loss"]
 
 
 @pytest.mark.slow  # trains one epoch (two for distill)

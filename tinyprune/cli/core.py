@@ -17,6 +17,7 @@ from ..prune.nm import check_nm
 from ..prune.schedules import AGP, Iterative
 from ..prune.select import RELATIVE_TO
 from ..prune.thinning import removable_units, thin_model
+from ..quantize.integer import ACTIVATION_DTYPES
 from ..report import COLUMNS, format_report, sparsity_report
 from .common import (
     CHECKPOINT_HELP,
@@ -72,6 +73,8 @@ def cmd_train(args) -> int:
 
 def cmd_eval(args) -> int:
     model, metadata, header = load_any(args.checkpoint)
+    if args.activation_dtype is not None and not args.integer:
+        raise CLIError("--activation-dtype: only used with --integer (integer-only inference)")
     if args.integer and header is not None:
         raise CLIError(f"--integer: {args.checkpoint} is a compressed file, which stores no "
                        f"quantizers; give the affine-quantized checkpoint (.npz)")
@@ -80,13 +83,15 @@ def cmd_eval(args) -> int:
     if args.integer:
         from .quantize import integer_accuracy
 
-        res = integer_accuracy(model, metadata, data, args.checkpoint)
+        res = integer_accuracy(model, metadata, data, args.checkpoint,
+                               activation_dtype=args.activation_dtype or "uint8")
     else:
         ev = evaluate(model, data.x_test, data.y_test)
         res = {"test_loss": float(ev["loss"]), "test_accuracy": float(ev["accuracy"])}
     payload = {"command": "eval", "checkpoint": args.checkpoint, "dataset": data.name,
                "compressed": header is not None, "integer": args.integer, **res}
-    how = " (integer-only inference)" if args.integer else ""
+    how = (f" (integer-only inference, {res['activation_dtype']} activations)" if args.integer
+           else "")
     text = (f"{args.checkpoint} on {data.name}{how}: test loss {res['test_loss']:.4f}, "
             f"test accuracy {res['test_accuracy']:.2%}")
     if args.integer:
@@ -432,6 +437,9 @@ def register(add) -> None:
     e.add_argument("--integer", action="store_true",
                    help="run an affine-quantized checkpoint (tinyprune quantize --method affine) "
                         "with integer arithmetic only (Jacob et al. 2018)")
+    e.add_argument("--activation-dtype", choices=ACTIVATION_DTYPES, default=None,
+                   help="--integer: the integers activations are held in; uint8 (Jacob et al.) "
+                        "or int8 (the same grid shifted by 128, same results) (default: uint8)")
     add_common_options(e)
     e.set_defaults(func=cmd_eval)
 
