@@ -17,8 +17,16 @@ from ..prune.nm import check_nm
 from ..prune.schedules import AGP, Iterative
 from ..prune.select import RELATIVE_TO
 from ..prune.thinning import removable_units, thin_model
+from ..quantize import FakeQuantize, WeightSharing
 from ..quantize.integer import ACTIVATION_DTYPES
-from ..report import COLUMNS, format_report, sparsity_report
+from ..report import (
+    COLUMNS,
+    QUANT_COLUMNS,
+    format_quantization_report,
+    format_report,
+    quantization_report,
+    sparsity_report,
+)
 from .common import (
     CHECKPOINT_HELP,
     DEFAULT_DATASET,
@@ -406,7 +414,11 @@ def cmd_report(args) -> int:
         report = sparsity_report(model, n_pruned=n_pruned, m=m)
     except ValueError as exc:
         raise CLIError(f"{args.checkpoint}: {exc}") from None
-    emit(args, report, format_report(report))
+    text = format_report(report)
+    if any(isinstance(t, (FakeQuantize, WeightSharing)) for t in model.transforms.values()):
+        report["quantization"] = quantization_report(model)  # formats, bits, codebooks, bytes
+        text += "\n\n" + format_quantization_report(report["quantization"])
+    emit(args, report, text)
     return 0
 
 
@@ -498,7 +510,8 @@ def register(add) -> None:
 
     r = add("report", help="sparsity report of a checkpoint, or its storage stage by stage",
             description="Per-layer sparsity, structure, N:M compliance, storage and MACs of a "
-                        "checkpoint.\n\n" + COLUMNS + "\n\nWith --storage: the bytes of Deep "
+                        "checkpoint.\n\n" + COLUMNS + "\n\nOf a quantized or weight-shared "
+                        "checkpoint, also:\n" + QUANT_COLUMNS + "\n\nWith --storage: the bytes of Deep "
                         "Compression's stages (Han et al. 2016).\n\n" + STORAGE_COLUMNS)
     r.add_argument("checkpoint", help=CHECKPOINT_HELP + ", or a compressed model (.tpz)")
     r.add_argument("--storage", action="store_true",
