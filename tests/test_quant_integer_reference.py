@@ -231,3 +231,17 @@ def test_a_trained_conv_net_runs_on_integers_close_to_float():
     assert np.mean(z_float.argmax(1) == data.y_test) > 0.7  # it did learn
     assert np.linalg.norm(z_int - z_float) <= 0.02 * np.linalg.norm(z_float)
     assert np.mean(z_int.argmax(1) == z_float.argmax(1)) >= 0.97
+
+
+def test_predict_batches_equal_one_pass(images):
+    x_cal, x = images
+    im = convert(lenet5(seed=0), x_cal)
+    whole = im(x)
+    for bs in (1, 5, 24, 1000):
+        np.testing.assert_array_equal(im.predict(x, batch_size=bs), whole)
+    with pytest.raises(ValueError, match="x"):
+        im.predict(x[:0])
+    with pytest.raises(TypeError, match="x"):
+        im.predict(x.tolist())
+    with pytest.raises(ValueError, match="batch_size"):
+        im.predict(x, batch_size=0)

@@ -238,6 +238,7 @@ class IntegerModel:
         """Logits of ``x`` computed in batches of ``batch_size`` images (each batch one
         vectorized pass; small batches keep a conv layer's im2col matrix, ``(N H_out W_out,
         C_in KH KW)`` float64, in cache: 32 is ~8x faster than 1000 on the lecture net)."""
+        check_float_array(x, "x", finite=True, nonempty=True)
         batch_size = check_int(batch_size, "batch_size", minimum=1)
         return np.concatenate([self.forward(x[i:i + batch_size])
                                for i in range(0, x.shape[0], batch_size)])
