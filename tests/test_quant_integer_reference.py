@@ -237,8 +237,11 @@ def test_predict_batches_equal_one_pass(images):
     x_cal, x = images
     im = convert(lenet5(seed=0), x_cal)
     whole = im(x)
-    for bs in (1, 5, 24, 1000):
+    for bs in (None, 1, 5, 24, 1000):
         np.testing.assert_array_equal(im.predict(x, batch_size=bs), whole)
+    # the default batch keeps the largest GEMM input (conv2's im2col: 64 rows x 500 per image)
+    # near GEMM_ELEMENTS values
+    assert max(getattr(s, "gemm_elements_per_image", 0) for s in im.steps) == 64 * 500
     with pytest.raises(ValueError, match="x"):
         im.predict(x[:0])
     with pytest.raises(TypeError, match="x"):
