@@ -245,6 +245,9 @@ BAD_ARGUMENTS = [
     (["quantize", "QCKPT", "--out", "OUT"], "already quantized"),
     (["quantize", "MISSING", "--out", "OUT"], "none.npz"),
     (["eval", "CKPT", "--integer"], "--integer"),  # a float checkpoint
+    (["eval", "QCKPT", "--activation-dtype", "int8"], "--activation-dtype"),  # no --integer
+    (["eval", "QCKPT", "--integer", "--activation-dtype", "int16"], "--activation-dtype"),
+    (["eval", "QCKPT", "--integer", "--activation-dtype", "INT8"], "--activation-dtype"),
     # compress, report --storage
     (["compress", "CKPT"], "--out"),
     (["compress", "CKPT", "--out", "OUT", "--index-bits", "0"], "--index-bits"),
@@ -523,7 +526,36 @@ def test_quantize_affine_ptq_and_integer_eval(trained, quantized, capsys):
     assert code == 0 and res["integer"] and res["fake_quant_test_accuracy"] == float_q
     assert abs(res["test_accuracy"] - float_q) <= 0.01  # int8 inference tracks fake quantization
     code, out, _ = run(capsys, "eval", str(quantized), "--integer")
-    assert "integer-only inference" in out
+    assert "integer-only inference, uint8 activations" in out
+    code, out, _ = run(capsys, "eval", str(quantized), "--integer", "--activation-dtype", "int8",
+                       "--json")
+    res8 = json.loads(out)
+    assert code == 0 and res8["activation_dtype"] == "int8" and res["activation_dtype"] == "uint8"
+    # int8 activations are the uint8 grid shifted by 128: the same logits
+    assert res8["test_accuracy"] == res["test_accuracy"] and res8["test_loss"] == res["test_loss"]
+
+
+def test_report_shows_weight_formats_of_quantized_checkpoints(trained, quantized, shared,
+                                                             capsys):
+    code, out, _ = run(capsys, "report", str(quantized), "--json")
+    q = json.loads(out)["quantization"]
+    assert code == 0 and q["layers"]["fc1"]["format"] == "affine int8 per-channel"
+    assert q["layers"]["fc1"]["bits_per_weight"] == 8 and q["layers"]["fc1"]["codebook_size"] is None
+    assert q["layers"]["fc1"]["weight_bytes"] == 784 * 300  # one byte per weight
+    assert q["total"]["bytes"] == sum(r["bytes"] for r in q["layers"].values())
+    code, out, _ = run(capsys, "report", str(shared), "--json")
+    q = json.loads(out)["quantization"]
+    # 5-bit k-means of a 90%-pruned model: k <= 32 centroids (empty clusters dropped) + the
+    # pruned weights' 0 -> ceil(log2(k + 1))-bit indices
+    assert {r["format"] for r in q["layers"].values()} == {"k-means codebook"}
+    k = q["layers"]["fc1"]["codebook_size"]
+    assert 1 < k <= 32 and q["layers"]["fc1"]["bits_per_weight"] == k.bit_length()
+    assert q["layers"]["fc1"]["extra_bytes"] == 4 * (k + 1)
+    assert q["total"]["compression"] > 5
+    code, out, _ = run(capsys, "report", str(shared))
+    assert code == 0 and "k-means codebook" in out and "bits/w" in out and "float32 B" in out
+    code, out, _ = run(capsys, "report", str(trained), "--json")
+    assert code == 0 and "quantization" not in json.loads(out)  # a float checkpoint: as before
 
 
 @pytest.mark.slow  # trains one epoch (two for distill)

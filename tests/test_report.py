@@ -168,3 +168,64 @@ def test_weight_only_and_with_bias_sparsity_and_text():
     assert t["macs_effective"] == 0 and t["mac_reduction"] is None
     text = format_report(sparsity_report(model))
     assert "all MACs removed" in text and "inf" not in text
+
+
+# ------------------------------------------------------------------ quantized weight formats
+def test_quantization_report_of_a_float_model_is_float32():
+    from tinyprune.report import format_quantization_report, quantization_report
+
+    r = quantization_report(lenet_300_100())
+    assert {v["format"] for v in r["layers"].values()} == {"float32"}
+    assert r["layers"]["fc1"]["bytes"] == r["layers"]["fc1"]["float32_bytes"] == 4 * (784 * 300 + 300)
+    assert r["total"]["compression"] == 1.0 and r["total"]["bits_per_weight"] == 32.0
+    assert "float32" in format_quantization_report(r)
+
+
+def test_quantization_report_of_affine_weights():
+    from tinyprune.quantize import prepare_qat
+    from tinyprune.report import format_quantization_report, quantization_report
+
+    r = quantization_report(prepare_qat(lecture_net(), bits=8))
+    fc1 = r["layers"]["fc1"]
+    assert fc1["format"] == "affine int8 per-channel" and fc1["bits_per_weight"] == 8
+    assert fc1["codebook_size"] is None
+    # one byte per weight, a float32 scale per output channel (symmetric: Z = 0 is not stored)
+    assert (fc1["weight_bytes"], fc1["extra_bytes"], fc1["bias_bytes"]) == (1179648, 4 * 128, 4 * 128)
+    assert r["total"]["weights"] == 288 + 18432 + 1179648 + 1280
+    assert r["total"]["bytes"] == sum(v["bytes"] for v in r["layers"].values())
+    assert 8 < r["total"]["bits_per_weight"] < 8.01 and 3.99 < r["total"]["compression"] < 4
+    # 4 bits, per tensor, asymmetric, on fc1 only: packed nibbles, one scale, one 4-bit zero point
+    r = quantization_report(prepare_qat(lenet_300_100(), bits=4, per_channel=False,
+                                        symmetric=False, layers=["fc1"]))
+    fc1 = r["layers"]["fc1"]
+    assert fc1["format"] == "affine int4 per-tensor asym"
+    assert (fc1["weight_bytes"], fc1["extra_bytes"]) == (784 * 300 // 2, 4 + 1)
+    assert r["layers"]["fc2"]["format"] == "float32"
+    text = format_quantization_report(r)
+    assert "affine int4 per-tensor asym" in text and f"{r['total']['bytes']:,}" in text
+
+
+def test_quantization_report_of_shared_weights_counts_the_pruned_zero():
+    from tinyprune.quantize import share_weights
+    from tinyprune.report import quantization_report
+
+    model = lenet_300_100(seed=0)
+    r = quantization_report(share_weights(model, 2))  # 4 centroids, nothing pruned
+    fc2 = r["layers"]["fc2"]
+    assert fc2["format"] == "k-means codebook" and fc2["codebook_size"] == 4
+    assert (fc2["bits_per_weight"], fc2["weight_bytes"], fc2["extra_bytes"]) == \
+        (2, 300 * 100 * 2 // 8, 4 * 4)
+    pruned = model.copy()
+    set_masks_(pruned, prune_model(pruned, ["fc1", "fc2", "fc3"], amount=0.5))
+    r = quantization_report(share_weights(pruned, 2))  # 4 centroids + the pruned weights' 0
+    fc2 = r["layers"]["fc2"]
+    assert fc2["codebook_size"] == 4 and fc2["bits_per_weight"] == 3
+    assert (fc2["weight_bytes"], fc2["extra_bytes"]) == (-(-300 * 100 * 3 // 8), 4 * 5)
+    json.dumps(r)
+
+
+def test_quantization_report_bad_input():
+    from tinyprune.report import quantization_report
+
+    with pytest.raises(TypeError, match="Sequential"):
+        quantization_report("model")

@@ -211,3 +211,125 @@ def format_report(report: dict) -> str:
 def report_json(report: dict) -> str:
     """:func:`sparsity_report` output as a JSON string."""
     return json.dumps(report, indent=2, sort_keys=False)
+
+
+QUANT_COLUMNS = """\
+weight formats (per Linear/Conv2d layer; every weight stored densely, pruned ones included;
+tinyprune report --storage gives the sparse Deep Compression accounting):
+  format     float32 (no transform); affine intB / uintB per-channel or per-tensor, 'asym'
+             when asymmetric (fake quantization, Jacob et al. 2018); k-means codebook (weight
+             sharing, Han et al. 2016)
+  bits/w     bits per stored weight: the value width, the affine integer width, or the codebook
+             index width ceil(log2 entries) (a pruned weight's 0 is an entry of its own when no
+             centroid is 0)
+  codebook   k-means: centroids k (float32 each); '-' otherwise
+  weight B   the packed weights / indices, ceil(n * bits / 8)
+  extra B    affine: float32 scale per channel (or one), plus the zero points (bits each)
+             when asymmetric; k-means: the codebook entries, float32
+  bias B     biases, float32 (the int32 biases of integer inference take the same 4 bytes)
+  total B    weight + extra + bias; float32 B: the same parameters as float32"""
+"""The legend of :func:`format_quantization_report` (printed by ``tinyprune report --help``)."""
+
+
+def _format_of(layer, name):
+    """``(format, bits, codebook_size, weight_bytes, extra_bytes)`` of one layer's weight."""
+    from .common.bitpack import packed_nbytes
+    from .quantize import FakeQuantize, WeightSharing
+    from .size.codebook import bits_for
+
+    w = layer.params["weight"]
+    t = layer.transforms.get("weight")
+    if isinstance(t, FakeQuantize):
+        s, _ = t.qparams_of(w)  # the frozen grid, or the current weight's
+        n_scales = int(np.size(s))
+        fmt = (f"affine {'int' if t.signed else 'uint'}{t.bits} "
+               f"{'per-channel' if t.per_channel else 'per-tensor'}"
+               f"{'' if t.symmetric else ' asym'}")
+        extra = 4 * n_scales + (0 if t.symmetric else packed_nbytes(n_scales, t.bits))
+        return fmt, t.bits, None, packed_nbytes(w.size, t.bits), extra
+    if isinstance(t, WeightSharing):
+        codebook = t.codebook(w)  # (k,)
+        entries = t.n_clusters + int(bool((t.indices < 0).any()) and not (codebook == 0).any())
+        bits = bits_for(max(entries, 1))
+        return "k-means codebook", bits, t.n_clusters, packed_nbytes(w.size, bits), 4 * entries
+    if t is not None:  # another transform: the stored float weight
+        fmt = f"{w.dtype.name} ({type(t).__name__})"
+    else:
+        fmt = w.dtype.name
+    return fmt, 8 * w.dtype.itemsize, None, w.size * w.dtype.itemsize, 0
+
+
+def quantization_report(model: Sequential) -> dict:
+    """Weight format, bits per weight, codebook size and storage bytes of every Linear / Conv2d
+    layer of a (possibly quantized or weight-shared) model, and the totals.
+
+    Formats: a :class:`~tinyprune.quantize.FakeQuantize` weight (``prepare_qat``) is stored as
+    ``bits``-bit integers plus a float32 scale per channel (per tensor) and, when asymmetric,
+    a zero point per scale; a :class:`~tinyprune.quantize.WeightSharing` weight
+    (``share_weights``) as a ``ceil(log2 entries)``-bit index per weight plus the float32
+    codebook (Han et al. 2016, eq. 1); any other weight as its float dtype. Every weight is
+    counted, pruned ones included (dense storage; see :mod:`tinyprune.size` for CSR).
+
+    Parameters
+    ----------
+    model : Sequential
+
+    Returns
+    -------
+    dict
+        ``{"model", "layers": {name: {"format", "bits_per_weight", "codebook_size", "weights",
+        "weight_bytes", "extra_bytes", "bias_bytes", "bytes", "float32_bytes"}}, "total":
+        {"weights", "bytes", "float32_bytes", "compression", "bits_per_weight"}}``, where the
+        total ``bits_per_weight`` is ``8 (weight + extra bytes) / weights``; JSON-serialisable.
+
+    Examples
+    --------
+    >>> from tinyprune.nn import lenet_300_100
+    >>> from tinyprune.quantize import prepare_qat
+    >>> r = quantization_report(prepare_qat(lenet_300_100(), bits=8))
+    >>> r["layers"]["fc1"]["format"], r["layers"]["fc1"]["bits_per_weight"]
+    ('affine int8 per-channel', 8)
+    """
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model: expected a Sequential, got {type(model).__name__}")
+    layers = {}
+    for name, layer in model.layers.items():
+        if not isinstance(layer, (Linear, Conv2d)):
+            continue
+        fmt, bits, k, w_bytes, extra = _format_of(layer, name)
+        w = layer.params["weight"]
+        b = layer.params.get("bias")
+        n_bias = 0 if b is None else int(b.size)
+        layers[name] = {"format": fmt, "bits_per_weight": int(bits), "codebook_size": k,
+                        "weights": int(w.size), "weight_bytes": int(w_bytes),
+                        "extra_bytes": int(extra), "bias_bytes": 4 * n_bias,
+                        "bytes": int(w_bytes + extra + 4 * n_bias),
+                        "float32_bytes": 4 * int(w.size + n_bias)}
+    total = {k: int(sum(r[k] for r in layers.values()))
+             for k in ("weights", "weight_bytes", "extra_bytes", "bias_bytes", "bytes",
+                       "float32_bytes")}
+    total["compression"] = total["float32_bytes"] / total["bytes"] if total["bytes"] else 0.0
+    total["bits_per_weight"] = (8 * (total["weight_bytes"] + total["extra_bytes"])
+                                / total["weights"] if total["weights"] else 0.0)
+    return {"model": model.name, "layers": layers, "total": total}
+
+
+def format_quantization_report(report: dict) -> str:
+    """Plain-text table of :func:`quantization_report` output (columns: :data:`QUANT_COLUMNS`)."""
+    head = (f"{'layer':<8} {'format':<26} {'bits/w':>6} {'codebook':>8} {'weight B':>10} "
+            f"{'extra B':>8} {'bias B':>7} {'total B':>10} {'float32 B':>10}")
+    lines = [head, "-" * len(head)]
+    for ln, r in report["layers"].items():
+        k = "-" if r["codebook_size"] is None else str(r["codebook_size"])
+        lines.append(f"{ln:<8} {r['format']:<26} {r['bits_per_weight']:>6} {k:>8} "
+                     f"{r['weight_bytes']:>10,} {r['extra_bytes']:>8,} {r['bias_bytes']:>7,} "
+                     f"{r['bytes']:>10,} {r['float32_bytes']:>10,}")
+    t = report["total"]
+    lines.append("-" * len(head))
+    lines.append(f"{'total':<8} {'':<26} {t['bits_per_weight']:>6.2f} {'':>8} "
+                 f"{t['weight_bytes']:>10,} {t['extra_bytes']:>8,} {t['bias_bytes']:>7,} "
+                 f"{t['bytes']:>10,} {t['float32_bytes']:>10,}")
+    lines.append(f"weights stored densely: {t['float32_bytes']:,} B as float32 -> {t['bytes']:,} B "
+                 f"({t['compression']:.2f}x), {t['bits_per_weight']:.2f} bits per weight with "
+                 f"scales / codebooks")
+    return "\n".join(lines)

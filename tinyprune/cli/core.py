@@ -17,7 +17,16 @@ from ..prune.nm import check_nm
 from ..prune.schedules import AGP, Iterative
 from ..prune.select import RELATIVE_TO
 from ..prune.thinning import removable_units, thin_model
-from ..report import COLUMNS, format_report, sparsity_report
+from ..quantize import FakeQuantize, WeightSharing
+from ..quantize.integer import ACTIVATION_DTYPES
+from ..report import (
+    COLUMNS,
+    QUANT_COLUMNS,
+    format_quantization_report,
+    format_report,
+    quantization_report,
+    sparsity_report,
+)
 from .common import (
     CHECKPOINT_HELP,
     DEFAULT_DATASET,
@@ -75,6 +84,8 @@ def cmd_train(args) -> int:
 
 def cmd_eval(args) -> int:
     model, metadata, header = load_any(args.checkpoint)
+    if args.activation_dtype is not None and not args.integer:
+        raise CLIError("--activation-dtype: only used with --integer (integer-only inference)")
     if args.integer and header is not None:
         raise CLIError(f"--integer: {args.checkpoint} is a compressed file, which stores no "
                        f"quantizers; give the affine-quantized checkpoint (.npz)")
@@ -83,13 +94,15 @@ def cmd_eval(args) -> int:
     if args.integer:
         from .quantize import integer_accuracy
 
-        res = integer_accuracy(model, metadata, data, args.checkpoint)
+        res = integer_accuracy(model, metadata, data, args.checkpoint,
+                               activation_dtype=args.activation_dtype or "uint8")
     else:
         ev = evaluate(model, data.x_test, data.y_test)
         res = {"test_loss": float(ev["loss"]), "test_accuracy": float(ev["accuracy"])}
     payload = {"command": "eval", "checkpoint": args.checkpoint, "dataset": data.name,
                "compressed": header is not None, "integer": args.integer, **res}
-    how = " (integer-only inference)" if args.integer else ""
+    how = (f" (integer-only inference, {res['activation_dtype']} activations)" if args.integer
+           else "")
     text = (f"{args.checkpoint} on {data.name}{how}: test loss {res['test_loss']:.4f}, "
             f"test accuracy {res['test_accuracy']:.2%}")
     if args.integer:
@@ -416,7 +429,11 @@ def cmd_report(args) -> int:
         report = sparsity_report(model, n_pruned=n_pruned, m=m)
     except ValueError as exc:
         raise CLIError(f"{args.checkpoint}: {exc}") from None
-    emit(args, report, format_report(report))
+    text = format_report(report)
+    if any(isinstance(t, (FakeQuantize, WeightSharing)) for t in model.transforms.values()):
+        report["quantization"] = quantization_report(model)  # formats, bits, codebooks, bytes
+        text += "\n\n" + format_quantization_report(report["quantization"])
+    emit(args, report, text)
     return 0
 
 
@@ -447,6 +464,9 @@ def register(add) -> None:
     e.add_argument("--integer", action="store_true",
                    help="run an affine-quantized checkpoint (tinyprune quantize --method affine) "
                         "with integer arithmetic only (Jacob et al. 2018)")
+    e.add_argument("--activation-dtype", choices=ACTIVATION_DTYPES, default=None,
+                   help="--integer: the integers activations are held in; uint8 (Jacob et al.) "
+                        "or int8 (the same grid shifted by 128, same results) (default: uint8)")
     add_common_options(e)
     e.set_defaults(func=cmd_eval)
 
@@ -505,7 +525,8 @@ def register(add) -> None:
 
     r = add("report", help="sparsity report of a checkpoint, or its storage stage by stage",
             description="Per-layer sparsity, structure, N:M compliance, storage and MACs of a "
-                        "checkpoint.\n\n" + COLUMNS + "\n\nWith --storage: the bytes of Deep "
+                        "checkpoint.\n\n" + COLUMNS + "\n\nOf a quantized or weight-shared "
+                        "checkpoint, also:\n" + QUANT_COLUMNS + "\n\nWith --storage: the bytes of Deep "
                         "Compression's stages (Han et al. 2016).\n\n" + STORAGE_COLUMNS)
     r.add_argument("checkpoint", help=CHECKPOINT_HELP + ", or a compressed model (.tpz)")
     r.add_argument("--storage", action="store_true",

@@ -166,7 +166,7 @@ def cmd_quantize(args) -> int:
     return 0
 
 
-def integer_accuracy(model, metadata, data, path) -> dict:
+def integer_accuracy(model, metadata, data, path, activation_dtype="uint8") -> dict:
     """Test loss/accuracy of ``model`` run by :func:`tinyprune.quantize.convert`'s integer-only
     network (calibrated on the checkpoint's calibration images), beside the fake-quantized float
     model's."""
@@ -178,7 +178,7 @@ def integer_accuracy(model, metadata, data, path) -> dict:
     if not (isinstance(n_cal, int) and n_cal >= 1):
         n_cal = QUANTIZE_DEFAULTS["calibration_batches"] * CALIBRATION_BATCH
     try:
-        int_model = convert(model, data.x_train[:n_cal])
+        int_model = convert(model, data.x_train[:n_cal], activation_dtype=activation_dtype)
     except (ValueError, TypeError) as exc:
         raise CLIError(f"--integer: {path}: {exc}") from None
     logits = int_model.predict(data.x_test)  # (N, classes) float64, from integer arithmetic
@@ -188,7 +188,8 @@ def integer_accuracy(model, metadata, data, path) -> dict:
     return {"test_loss": float(-log_p[idx, data.y_test].mean()),
             "test_accuracy": float((logits.argmax(axis=1) == data.y_test).mean()),
             "fake_quant_test_accuracy": float(evaluate(model, data.x_test,
-                                                       data.y_test)["accuracy"])}
+                                                       data.y_test)["accuracy"]),
+            "activation_dtype": activation_dtype}
 
 
 def register(add) -> None:

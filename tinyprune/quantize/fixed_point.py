@@ -107,12 +107,15 @@ def saturating_rounding_doubling_high_mul(a, b) -> np.ndarray:
     """
     a = _as_int32_values(a, "a")
     b = _as_int32_values(b, "b")
+    ab = np.asarray(a * b)  # exact: |ab| <= 2^62 (0-d arrays stay arrays)
+    # C's (ab + nudge) / 2^31, truncating, is floor((ab + 2^30) / 2^31) for both signs of ab
+    # (ab < 0: ceil((ab + 1 - 2^30) / 2^31) = floor((ab + 2^30) / 2^31)), one arithmetic shift
+    ab += 1 << 30
+    ab >>= 31
     overflow = (a == INT32_MIN) & (b == INT32_MIN)
-    ab = a * b  # exact: |ab| <= 2^62
-    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    num = ab + nudge
-    high = np.where(num >= 0, num >> 31, -((-num) >> 31))  # division truncating toward zero
-    return np.where(overflow, INT32_MAX, high)
+    if overflow.any():
+        ab[overflow] = INT32_MAX  # (-2^31)^2 / 2^31 = 2^31 does not fit: saturate
+    return ab
 
 
 def saturating_rounding_doubling_high_mul_naive(a: int, b: int) -> int:

@@ -5,19 +5,23 @@ Dropout layers into an :class:`IntegerModel` whose forward pass uses integers on
 the quantization of the input and the dequantization of the logits:
 
 * weights int8, symmetric (``Z_w = 0``), per output channel or per tensor;
-* activations uint8, asymmetric (``S, Z`` from min-max ranges on a calibration set);
+* activations uint8 (default) or int8, asymmetric (``S, Z`` from min-max ranges on a
+  calibration set; ``activation_dtype``). The two grids are the same real grid: int8 is uint8
+  shifted by 128 (``q - 128``, ``Z - 128``), so both give the same logits bit for bit; int8 is
+  what TensorFlow Lite's later int8 scheme and ARM's signed dot products use;
 * a Linear / Conv2d layer accumulates in int32 (eq. 7 with ``Z_w = 0``)::
 
       acc_c = sum_k q_w[c, k] (q_in[k] - Z_in) + q_b[c]       q_b = round(b / (S_w S_in)), int32
 
-* requantization to the next layer's uint8 grid (sec. 2.2; :mod:`.fixed_point`)::
+* requantization to the next layer's 8-bit grid ``[q_min, q_max]`` (``[0, 255]`` or
+  ``[-128, 127]``; sec. 2.2; :mod:`.fixed_point`)::
 
-      q_out = clamp(Z_out + round(M_c acc_c), lo, 255)        M_c = S_w,c S_in / S_out
+      q_out = clamp(Z_out + round(M_c acc_c), lo, q_max)      M_c = S_w,c S_in / S_out
 
   where ``round(M acc)`` is gemmlowp's fixed-point multiplication by ``M0 = round(2^31 M_c')``
   and a rounding right shift, and the clamp's lower end is ``Z_out`` when a ReLU follows (the
-  ReLU *is* the clamp, sec. 2.4) and 0 otherwise;
-* max-pooling directly on the uint8 values (it commutes with the monotone quantization);
+  ReLU *is* the clamp, sec. 2.4) and ``q_min`` otherwise;
+* max-pooling directly on the 8-bit values (it commutes with the monotone quantization);
   flatten and dropout (inference: identity) touch no value;
 * the last layer's int32 accumulator is dequantized into the logits, ``S_w S_in acc``.
 
@@ -40,12 +44,12 @@ from tinyprune.nn.layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReL
 from tinyprune.nn.model import Sequential
 from tinyprune.nn.validation import check_float_array, check_int
 
-from .affine import qparams_from_range, quantize
+from .affine import qparams_from_range, qrange, quantize
 from .fake_quant import ActFakeQuant, FakeQuantize
 from .fixed_point import INT32_MAX, INT32_MIN, multiply_by_quantized_multiplier, quantize_multiplier
 from .observers import MinMaxObserver
 
-__all__ = ["IntegerModel", "convert", "int_gemm", "int_gemm_naive", "simulate"]
+__all__ = ["ACTIVATION_DTYPES", "IntegerModel", "convert", "int_gemm", "int_gemm_naive", "simulate"]
 
 _SUPPORTED = (Linear, Conv2d, ReLU, MaxPool2d, Flatten, Dropout, ActFakeQuant)
 _PASSIVE = (Dropout, Flatten, ActFakeQuant)  # no integer computation of their own
@@ -75,15 +79,18 @@ def int_gemm(a, b) -> np.ndarray:
 
     if largest(a) * largest(b) * a.shape[-1] >= 2 ** 53:
         return int_gemm_naive(a, b)
-    return (a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)  # (M, N), exact
+    fa, fb = a.astype(np.float64, copy=False), b.astype(np.float64, copy=False)
+    return (fa @ fb).astype(np.int64)  # (M, N), exact
 
 
 class _WeightLayer:
     """One quantized Linear / Conv2d (with the fused ReLU clamp)."""
 
     def __init__(self, name, layer, w, b, s_in, z_in, s_out, z_out, relu, per_channel,
-                 w_grid=None):
+                 w_grid=None, signed=False):
         self.name, self.relu = name, relu
+        self.dtype = np.dtype(np.int8 if signed else np.uint8)  # activations
+        self.qmin, self.qmax = qrange(8, signed)
         self.conv = isinstance(layer, Conv2d)
         if self.conv:
             self.kernel_size, self.stride, self.padding = (layer.kernel_size, layer.stride,
@@ -96,7 +103,8 @@ class _WeightLayer:
         s_w, z_w = w_grid
         self.s_w = np.broadcast_to(s_w, (c_out,)).astype(np.float64)
         self.q_w = quantize(w, s_w, z_w, bits=8, signed=True)  # int8, shape of w
-        self.z_in = int(z_in)
+        self.s_in, self.z_in = float(s_in), int(z_in)
+        self.s_out = None if s_out is None else float(s_out)
         self.acc_scale = self.s_w * float(s_in)  # (C_out,) S_w S_in: the scale of acc and q_b
         q_b = np.zeros(c_out) if b is None else np.rint(b.astype(np.float64) / self.acc_scale)
         self.q_b = np.clip(q_b, INT32_MIN, INT32_MAX).astype(np.int32)  # (C_out,)
@@ -127,15 +135,18 @@ class _WeightLayer:
         return y.reshape(n, h_out, w_out, -1).transpose(0, 3, 1, 2)  # (N, C_out, H_out, W_out)
 
     def run(self, q):
-        """uint8 input -> uint8 output (or float64 logits for the last layer)."""
+        """8-bit input -> 8-bit output (or float64 logits for the last layer)."""
         a = q.astype(np.int64) - self.z_in  # (N, ...) the real value in units of S_in
-        acc = int_gemm(self._rows(a), self._wmat().T) + self.q_b  # (rows, C_out), int32 range
+        rows = self._rows(a)  # (rows, K)
+        self.gemm_elements_per_image = rows.size // max(q.shape[0], 1)  # for predict's batches
+        acc = int_gemm(rows, self._wmat().T) + self.q_b  # (rows, C_out), int32 range
         if acc.size and (acc.min() < INT32_MIN or acc.max() > INT32_MAX):
             raise OverflowError(f"{self.name}: the int32 accumulator overflows")
         if self.final:
             return self._to_output(acc * self.acc_scale, q.shape[0], q.shape)
         out = self.z_out + multiply_by_quantized_multiplier(acc, self.m0, self.shift)
-        out = np.clip(out, self.z_out if self.relu else 0, 255).astype(np.uint8)  # ReLU = clamp
+        lo = self.z_out if self.relu else self.qmin  # the ReLU is the clamp
+        out = np.clip(out, lo, self.qmax).astype(self.dtype)
         return self._to_output(out, q.shape[0], q.shape)
 
     def simulate(self, q):
@@ -149,7 +160,7 @@ class _WeightLayer:
         t = np.floor(acc * self.m0 / 2.0 ** 31 + 0.5)  # high 32 bits of 2 acc M0, rounded
         u = t / 2.0 ** self.shift
         r = np.sign(u) * np.floor(np.abs(u) + 0.5)  # divide by 2^shift, ties away from 0
-        out = np.clip(self.z_out + r, self.z_out if self.relu else 0, 255)
+        out = np.clip(self.z_out + r, self.z_out if self.relu else self.qmin, self.qmax)
         return self._to_output(out, q.shape[0], q.shape)
 
 
@@ -186,30 +197,39 @@ class _Flatten:
     simulate = run
 
 
+GEMM_ELEMENTS = 2 ** 22
+"""Target size (values) of the largest GEMM input per batch of :meth:`IntegerModel.predict`."""
+
+
 class IntegerModel:
     """An integer-only network built by :func:`convert`.
 
     Attributes
     ----------
     input_scale, input_zero_point : float, int
-        The uint8 grid of the input.
+        The 8-bit grid of the input.
+    activation_dtype : numpy dtype
+        ``uint8`` or ``int8``: the integers every activation is held in.
     steps : list
         The integer steps, in order (quantized Linear/Conv2d with fused ReLU, pool, ReLU clamp,
         flatten).
     """
 
-    def __init__(self, steps, input_scale, input_zero_point, input_shape=None):
+    def __init__(self, steps, input_scale, input_zero_point, input_shape=None,
+                 activation_dtype="uint8"):
         self.steps = steps
         self.input_scale, self.input_zero_point = input_scale, input_zero_point
         self.input_shape = input_shape
+        self.activation_dtype = np.dtype(activation_dtype)
 
     def quantize_input(self, x) -> np.ndarray:
-        """The float input on the uint8 grid (the only float -> int step)."""
+        """The float input on the 8-bit grid (the only float -> int step)."""
         check_float_array(x, "x", finite=True)
         if self.input_shape is not None and tuple(x.shape[1:]) != tuple(self.input_shape):
             raise ValueError(f"x: expected shape (N, {', '.join(map(str, self.input_shape))}), "
                              f"got {x.shape}")
-        return quantize(x, self.input_scale, self.input_zero_point, bits=8, signed=False)
+        return quantize(x, self.input_scale, self.input_zero_point, bits=8,
+                        signed=self.activation_dtype == np.int8)
 
     def forward(self, x) -> np.ndarray:
         """Logits (float64, ``(N, classes)``) computed with integer arithmetic only."""
@@ -220,8 +240,27 @@ class IntegerModel:
 
     __call__ = forward
 
-    def predict(self, x, batch_size=1000) -> np.ndarray:
-        """Logits of ``x`` computed in batches."""
+    def predict(self, x, batch_size=None) -> np.ndarray:
+        """Logits of ``x`` computed in batches, each one vectorized pass.
+
+        Parameters
+        ----------
+        x : ndarray (N, ...), float, finite, non-empty
+        batch_size : int, optional
+            Images per pass. Default: as many as keep the largest GEMM input (a conv layer's
+            im2col matrix, ``(n H_out W_out, C_in KH KW)`` float64) near :data:`GEMM_ELEMENTS`
+            values, at most 256 images (measured: 32 images of the lecture net run ~5x faster
+            than 1000 at once; an MLP prefers a few hundred).
+
+        Returns
+        -------
+        ndarray (N, classes), float64
+        """
+        check_float_array(x, "x", finite=True, nonempty=True)
+        if batch_size is None:
+            self.forward(x[:1])  # records each GEMM's size per image
+            per_image = max(getattr(s, "gemm_elements_per_image", 1) for s in self.steps)
+            batch_size = int(min(256, max(1, GEMM_ELEMENTS // max(per_image, 1))))
         batch_size = check_int(batch_size, "batch_size", minimum=1)
         return np.concatenate([self.forward(x[i:i + batch_size])
                                for i in range(0, x.shape[0], batch_size)])
@@ -253,16 +292,19 @@ def _plan(model):
     return layers, weight_idx
 
 
-def _fq_grid(layer, where):
-    """The uint8 grid of a calibrated :class:`ActFakeQuant` (QAT / PTQ ranges), or None."""
+def _fq_grid(layer, where, signed):
+    """The 8-bit grid of a calibrated :class:`ActFakeQuant` (QAT / PTQ ranges) on the integers
+    of ``signed``, or None. A uint8 grid ``(S, Z)`` is the int8 grid ``(S, Z - 128)``: the
+    same real values, the integers shifted by 128."""
     if not isinstance(layer, ActFakeQuant) or not layer.observer.calibrated:
         return None
     obs = layer.observer
-    if obs.bits != 8 or obs.signed:
+    if obs.bits != 8:
         raise ValueError(f"model: {where} ({layer.name}) quantizes to {obs.bits}-bit "
                          f"{'signed' if obs.signed else 'unsigned'} integers; integer inference "
-                         f"uses uint8 activations")
-    return obs.qparams()
+                         f"uses 8-bit activations (uint8 or int8)")
+    s, z = obs.qparams()
+    return s, int(z) + 128 * (int(obs.signed) - int(signed))
 
 
 def _weight_grid(layer, w):
@@ -274,7 +316,12 @@ def _weight_grid(layer, w):
     return None
 
 
-def convert(model, X_cal, *, per_channel=True, batch_size=500) -> IntegerModel:
+ACTIVATION_DTYPES = ("uint8", "int8")
+"""The integer types :func:`convert` can hold activations in."""
+
+
+def convert(model, X_cal, *, per_channel=True, batch_size=500,
+            activation_dtype="uint8") -> IntegerModel:
     """Build an :class:`IntegerModel` from a float model and a calibration set.
 
     The float model runs layer by layer on ``X_cal`` (inference mode, in the listed order);
@@ -285,7 +332,8 @@ def convert(model, X_cal, *, per_channel=True, batch_size=500) -> IntegerModel:
     A model prepared for quantization (:func:`~tinyprune.quantize.qat.prepare_qat`, then
     calibrated or fine-tuned) converts to the grids it was trained with: a calibrated 8-bit
     unsigned :class:`ActFakeQuant` at the input (``input_fq``) or right after a layer's output
-    gives that grid, and an 8-bit signed symmetric :class:`FakeQuantize` weight gives the int8
+    gives that grid (shifted by 128 when its signedness is not ``activation_dtype``'s), and an
+    8-bit signed symmetric :class:`FakeQuantize` weight gives the int8
     weights and scales (the integer weights are then exactly the QAT ones).
 
     Parameters
@@ -298,6 +346,10 @@ def convert(model, X_cal, *, per_channel=True, batch_size=500) -> IntegerModel:
         int8 weights with one scale per output channel (else per tensor), for weights without
         a FakeQuantize transform.
     batch_size : int
+    activation_dtype : {"uint8", "int8"}
+        The integers activations are held in: uint8 (``[0, 255]``, Jacob et al. 2018) or int8
+        (``[-128, 127]``, zero point in ``[-128, 127]``). Min-max calibration gives the same
+        real grid either way (``Z_int8 = Z_uint8 - 128``), so the logits are identical.
 
     Returns
     -------
@@ -309,14 +361,18 @@ def convert(model, X_cal, *, per_channel=True, batch_size=500) -> IntegerModel:
     if X_cal.ndim < 2:
         raise ValueError(f"X_cal: expected samples (N, ...), got shape {X_cal.shape}")
     batch_size = check_int(batch_size, "batch_size", minimum=1)
+    if activation_dtype not in ACTIVATION_DTYPES:
+        raise ValueError(f"activation_dtype: expected one of {list(ACTIVATION_DTYPES)}, got "
+                         f"{activation_dtype!r}")
+    signed = activation_dtype == "int8"
     layers, weight_idx = _plan(model)
     fused = {i for i in weight_idx if i + 1 < len(layers) and isinstance(layers[i + 1][1], ReLU)}
     point = {i: i + 1 if i in fused else i for i in weight_idx}  # where the output is stored
-    grids = {"input": _fq_grid(layers[0][1], "the input")}
+    grids = {"input": _fq_grid(layers[0][1], "the input", signed)}
     for i in weight_idx[:-1]:
         nxt = layers[point[i] + 1][1] if point[i] + 1 < len(layers) else None
-        grids[i] = _fq_grid(nxt, f"the output of {layers[i][0]}")
-    observers = {key: MinMaxObserver(signed=False) for key, g in grids.items() if g is None}
+        grids[i] = _fq_grid(nxt, f"the output of {layers[i][0]}", signed)
+    observers = {key: MinMaxObserver(signed=signed) for key, g in grids.items() if g is None}
     for start in range(0, X_cal.shape[0], batch_size):
         h = X_cal[start:start + batch_size]
         if "input" in observers:
@@ -341,7 +397,7 @@ def convert(model, X_cal, *, per_channel=True, batch_size=500) -> IntegerModel:
             b = layer.effective_param("bias") if "bias" in layer.params else None
             s_out, z_out = grids.get(i, (None, None))
             steps.append(_WeightLayer(name, layer, w, b, s, z, s_out, z_out,
-                                      i in fused, per_channel, w_grid))
+                                      i in fused, per_channel, w_grid, signed))
             s, z = s_out, z_out
             i += 2 if i in fused else 1
             continue
@@ -352,4 +408,5 @@ def convert(model, X_cal, *, per_channel=True, batch_size=500) -> IntegerModel:
         elif isinstance(layer, Flatten):
             steps.append(_Flatten())
         i += 1  # Dropout: the identity at inference; ActFakeQuant: its grid is already used
-    return IntegerModel(steps, grids["input"][0], grids["input"][1], model.input_shape)
+    return IntegerModel(steps, grids["input"][0], grids["input"][1], model.input_shape,
+                        activation_dtype)
