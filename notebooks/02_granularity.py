@@ -54,9 +54,20 @@ fig = plot_granularity(w_demo, sparsity=0.5, n_pruned=2, m=4,
 plt.show()
 
 # %% [markdown]
-# The weights of a convolution have four dimensions, which gives more choices. For the lecture
-# network's `conv2` (64 filters of 32 input channels, 3×3 kernels) the number of sets at each
-# granularity — the fewer the sets, the coarser the choice:
+# The weights of a convolution have four dimensions $[c_o, c_i, k_h, k_w]$, which gives more
+# choices, among them **kernel-level** pruning (a whole $k_h\times k_w$ kernel). Below, a random
+# conv weight with 6 filters of 4 input channels and 3×3 kernels, drawn as a grid of kernels
+# (rows: filters $c_o$, columns: input channels $c_i$):
+
+# %%
+w_conv = np.random.default_rng(1).standard_normal((6, 4, 3, 3)).astype(np.float32)
+fig = plot_granularity(w_conv, sparsity=0.5, granularities=["element", "vector", "kernel",
+                                                            "channel"])
+plt.show()
+
+# %% [markdown]
+# For the lecture network's `conv2` (64 filters of 32 input channels, 3×3 kernels), the number
+# of sets at each granularity — the fewer the sets, the coarser the choice:
 
 # %%
 shape = (64, 32, 3, 3)
@@ -99,7 +110,8 @@ nm_acc = evaluate(nm, x_val, y_val)["accuracy"]
 print(f"2:4 pattern (50%): {nm_acc:.2%}")
 
 fig = plot_accuracy_vs(ratios, curves, labels=[f"{g} ({c})" for g, c in settings],
-                       xlabel="pruning ratio of fc1 and fc2", baseline=base)
+                       xlabel="pruning ratio of fc1 and fc2", baseline=base,
+                       ylabel="validation accuracy (no fine-tuning)")
 fig.axes[0].scatter([0.5], [nm_acc], marker="*", s=150, color="k", zorder=5,
                     label="2:4 pattern")
 fig.axes[0].legend()

@@ -117,7 +117,7 @@ kd = np.array([[evaluate(train_student(sd, x_few, y_few, t, z_teacher), x_val, y
 fig = plot_accuracy_vs(temperatures, {"distilled (α = 0.9)": kd,
                                       "labels only": np.repeat(labels_only[:, None],
                                                                len(temperatures), axis=1)},
-                       xlabel="temperature T", logx=True, ylabel="validation accuracy")
+                       xlabel="temperature T", ylabel="validation accuracy")
 fig.axes[0].axhline(teacher_acc, color="k", ls="--", lw=1, label="teacher")
 fig.axes[0].legend(fontsize="small")
 plt.show()

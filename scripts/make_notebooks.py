@@ -10,7 +10,8 @@ Every ``notebooks/NN_name.py`` (jupytext *percent* format: ``# %%`` opens a code
 
 ``--execute`` runs each notebook top to bottom (nbclient, working directory ``notebooks/``, the
 kernel importing tinyprune from this checkout) and stores its outputs and figures, so the
-``.ipynb`` reads well on GitHub without running anything; it prints the run time of each.
+``.ipynb`` reads well on GitHub without running anything; it prints the run time of each
+(wall clock and the kernel's CPU time).
 ``--check`` compares the code and markdown cells of every ``.ipynb`` with its source (outputs
 are ignored) and lists the stale ones; CI runs the same comparison in tests/test_notebooks.py.
 """
@@ -19,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -72,27 +75,40 @@ def kernel_env(root: Path = ROOT) -> dict:
     return env
 
 
-def execute(nb, cwd: Path, *, timeout: int = 600) -> float:
-    """Run ``nb`` in place (outputs stored in its cells) with working directory ``cwd``;
-    return the wall-clock seconds of the run. Raises nbclient's CellExecutionError on an
-    error."""
+class Timing(NamedTuple):
+    """Run time of a notebook: ``wall`` seconds, and ``cpu`` seconds of the kernel process (user
+    + system; what the run costs on one free core, whatever the machine's load)."""
+
+    wall: float
+    cpu: float
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def execute(nb, cwd: Path, *, timeout: int = 600) -> Timing:
+    """Run ``nb`` in place (outputs stored in its cells) with working directory ``cwd``.
+    Raises nbclient's CellExecutionError on an error. The kernel's CPU time is read from the
+    finished child processes of this process, so run one notebook at a time per process."""
     from nbclient import NotebookClient
 
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(cwd)}})
-    start = time.perf_counter()
+    cpu0, start = _children_cpu(), time.perf_counter()
     client.execute(env=kernel_env())  # passed on to the kernel process
-    return time.perf_counter() - start
+    return Timing(time.perf_counter() - start, _children_cpu() - cpu0)
 
 
-def build(source: Path, *, run: bool) -> float | None:
+def build(source: Path, *, run: bool) -> Timing | None:
     """Write ``source``'s .ipynb (executed if ``run``); return the run time or None."""
     import nbformat
 
     nb = read_source(source)
-    seconds = execute(nb, source.parent) if run else None
+    timing = execute(nb, source.parent) if run else None
     nbformat.write(nb, source.with_suffix(".ipynb"))
-    return seconds
+    return timing
 
 
 def main(argv=None) -> int:
@@ -127,8 +143,9 @@ def main(argv=None) -> int:
         return 1 if stale else 0
 
     for p in chosen:
-        seconds = build(p, run=args.execute)
-        took = f" (executed in {seconds:.1f} s)" if seconds is not None else ""
+        timing = build(p, run=args.execute)
+        took = "" if timing is None else (f" (executed in {timing.wall:.1f} s wall, "
+                                          f"{timing.cpu:.1f} s CPU)")
         print(f"wrote {p.with_suffix('.ipynb').relative_to(ROOT)}{took}", flush=True)
     return 0
 

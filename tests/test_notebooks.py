@@ -3,7 +3,6 @@ with its outputs, runs top to bottom on the embedded subset within the time budg
 least one figure, and is listed in README.md and notebooks/README.md."""
 
 import importlib.util
-import time
 from pathlib import Path
 
 import pytest
@@ -58,12 +57,16 @@ def test_notebook_executes_within_budget(source, tmp_path):
     pytest.importorskip("nbclient")
     pytest.importorskip("jupytext")
     nb = make_notebooks.read_source(source)
-    start = time.perf_counter()
-    make_notebooks.execute(nb, tmp_path, timeout=3 * BUDGET_SECONDS)  # own cwd: parallel-safe
-    seconds = time.perf_counter() - start
+    # its own working directory (parallel-safe); the kernel imports this checkout's tinyprune
+    timing = make_notebooks.execute(nb, tmp_path, timeout=3 * BUDGET_SECONDS)
     assert _errors(nb) == []
     assert _images(nb), "the notebook should show at least one figure"
-    assert seconds <= BUDGET_SECONDS, f"{source.stem} took {seconds:.0f} s > {BUDGET_SECONDS} s"
+    # The budget is the kernel's CPU time (user + system, one BLAS thread): what the notebook
+    # costs on a free core, which is its wall time in CI, and not inflated when other jobs
+    # share the machine. The wall time is given for information.
+    assert 0 < timing.cpu <= BUDGET_SECONDS, (
+        f"{source.stem}: {timing.cpu:.0f} s of CPU (wall {timing.wall:.0f} s) > "
+        f"{BUDGET_SECONDS} s")
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=IDS)
