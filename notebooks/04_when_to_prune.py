@@ -111,7 +111,9 @@ for name in names:
 # With this tiny budget the schedules are close at moderate sparsity; the gradual ones tend to
 # pull ahead as the sparsity gets extreme, where removing 98% of the weights at once destroys
 # more than the fine-tuning can repair. Compare the gaps with the seed-to-seed spread before
-# concluding anything.
+# concluding anything. (The dotted "dense" line is the network after its two epochs; the pruned
+# networks trained three epochs more, so finishing above it says more about the short training
+# than about pruning.)
 #
 # ## 3. Lottery tickets
 #
