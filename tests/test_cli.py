@@ -263,6 +263,10 @@ BAD_ARGUMENTS = [
     (["report", "TPZ", "--storage", "--index-bits", "4"], "--index-bits"),  # fixed by the file
     (["report", "QCKPT", "--storage"], "affine-quantized"),
     (["report", "BADTPZ", "--storage"], "bad.tpz"),
+    (["report", "CKPT", "--plot", "/nonexistent/dir/s.png"], "only used with --storage"),
+    (["report", "TPZ", "--storage", "--plot", "DIR"], "--plot"),
+    (["report", "TPZ", "--storage", "--plot", "TXT"], "--plot"),  # no figure format
+    (["report", "CKPT", "--storage", "--plot", "/nonexistent/dir/s.png"], "--plot"),
     (["eval", "BADTPZ"], "bad.tpz"),
     (["eval", "TPZ", "--integer"], "--integer"),
     (["eval", "SHARED", "--integer"], "--integer"),  # k-means: no integer grids
@@ -592,6 +596,16 @@ def test_compress_eval_and_storage_report(shared, compressed, capsys):
     code, out, _ = run(capsys, "report", str(shared), "--storage")  # a temporary file
     assert code == 0 and "+Huffman" in out and "entropy" in out and "temporary" in out
     assert sorted(p.name for p in shared.parent.iterdir()) == before
+
+
+def test_storage_report_plot(compressed, tmp_path, capsys):
+    plot = tmp_path / "storage.png"
+    code, out, _ = run(capsys, "report", str(compressed), "--storage", "--plot", str(plot),
+                       "--json")
+    assert code == 0 and json.loads(out)["plot"] == str(plot)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, out, _ = run(capsys, "report", str(compressed), "--storage")
+    assert code == 0 and "plot written" not in out
 
 
 def test_compress_options_and_text(shared, tmp_path, capsys):

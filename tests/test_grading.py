@@ -28,6 +28,7 @@ from tinyprune.grading import (
     register,
 )
 from tinyprune.grading.cases import check_array, summarize
+from tinyprune.grading.grader import _same
 from tinyprune.grading.runner import Sandbox
 
 HEADER = "import numpy as np\n\n"
@@ -156,11 +157,7 @@ def test_cases_are_the_same_every_run():
             first, second = group.cases(), group.cases()
             assert [c.name for c in first] == [c.name for c in second]
             for c1, c2 in zip(first, second, strict=True):
-                for x, y in zip(c1.args, c2.args, strict=True):
-                    if isinstance(x, np.ndarray):
-                        assert x.dtype == y.dtype and np.array_equal(x, y)
-                    else:
-                        assert x == y
+                assert _same(c1.args, c2.args)  # arrays (also in dicts, tuples): dtype and values
 
 
 def test_result_to_dict_is_json_and_names_the_first_failure():

@@ -246,9 +246,10 @@ MISTAKES = {  # (assignment, mistake key) -> a student's wrong source
 
 
 def test_every_registered_mistake_has_a_student_version():
-    keys = {(a.name, m.key) for a in ASSIGNMENTS.values() for m in a.mistakes}
+    # the other assignments: tests/test_grading_checks2.py
+    keys = {(a.name, m.key) for a in ASSIGNMENTS.values() for m in a.mistakes if a.name in SOLUTIONS}
     assert set(MISTAKES) == keys
-    assert set(SOLUTIONS) == set(ASSIGNMENTS)
+    assert set(SOLUTIONS) <= set(ASSIGNMENTS)
 
 
 @pytest.mark.parametrize("name", sorted(SOLUTIONS))

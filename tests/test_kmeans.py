@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyprune.common.kmeans import kmeans, kmeans_naive, kmeans_plusplus_init
+from tinyprune.common.kmeans import assign, kmeans, kmeans_naive, kmeans_plusplus_init, update
 
 
 def test_kmeans_matches_naive():
@@ -111,3 +111,48 @@ def test_init_gives_the_starting_centroids_and_is_not_modified():
         kmeans(x, 3, init=init)
     with pytest.raises(TypeError, match="rng"):
         kmeans(x, 2)  # neither a seed nor initial centroids
+
+
+# ----------------------------------------------------------------------------- the update step
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(0, 25), k=st.integers(1, 8), d=st.sampled_from([0, 1, 3]),
+       seed=st.integers(0, 2**31))
+def test_update_is_the_mean_of_each_cluster_and_keeps_empty_centres(n, k, d, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n,) if d == 0 else (n, d))
+    centroids = rng.standard_normal((k,) if d == 0 else (k, d))
+    labels = rng.integers(0, k, size=n)
+    before = (x.copy(), labels.copy(), centroids.copy())
+    new = update(x, labels, centroids)
+    assert new.shape == centroids.shape and new.dtype == np.float64
+    for c in range(k):  # loop twin of the formula
+        members = x[labels == c]
+        want = members.mean(axis=0) if len(members) else centroids[c]
+        np.testing.assert_allclose(new[c], want, rtol=1e-12, atol=1e-12)
+    for a, b in zip((x, labels, centroids), before, strict=True):
+        np.testing.assert_array_equal(a, b)  # inputs untouched
+
+
+def test_update_never_increases_the_within_cluster_sum_and_kmeans_uses_it():
+    x = np.random.default_rng(3).standard_normal((60, 2))
+    c = x[:4].copy()
+    labels = assign(x, c)
+    new = update(x, labels, c)
+    assert ((x - new[labels]) ** 2).sum() <= ((x - c[labels]) ** 2).sum()
+    # one Lloyd iteration of kmeans from init c equals assign then update
+    c1, _ = kmeans(x, 4, init=c, max_iter=1, fill_empty=False)
+    np.testing.assert_array_equal(c1, new)
+
+
+@pytest.mark.parametrize("x, labels, centroids, exc, match", [
+    (np.zeros(3), np.array([0, 1, 2]), np.zeros(2), ValueError, r"labels: expected shape \(3,\) "
+     r"with values in \[0, 2\)"),
+    (np.zeros(3), np.array([0, 0]), np.zeros(2), ValueError, "labels: expected shape"),
+    (np.zeros(3), np.array([0.0, 0, 0]), np.zeros(2), TypeError, "labels: expected an integer"),
+    (np.zeros((3, 2)), np.array([0, 0, 0]), np.zeros((2, 3)), ValueError, "centroids: expected"),
+    (np.zeros(3), np.array([0, 0, 0]), np.zeros((2, 1)), ValueError, "centroids: expected"),
+    (np.arange(3), np.array([0, 0, 0]), np.zeros(2), TypeError, "x"),
+])
+def test_update_bad_input(x, labels, centroids, exc, match):
+    with pytest.raises(exc, match=match):
+        update(x, labels, centroids)

@@ -91,3 +91,21 @@ def test_engine_imports_only_numpy_and_stdlib():
                 names = [node.module.split(".")[0]]
             for n in names:
                 assert n in allowed or n == "tinyprune", f"{path.name} imports {n}"
+
+
+def test_only_viz_and_cli_draw():
+    """Technique packages, the engine and the neutral helpers never import matplotlib: drawing
+    lives in tinyprune.viz (the command line only saves its figures)."""
+    for path in PKG.rglob("*.py"):
+        rel = path.relative_to(PKG).parts
+        if rel[0] in ("viz", "cli"):
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            assert not any(n.split(".")[0] == "matplotlib" for n in names), \
+                f"{path.relative_to(PKG)} imports matplotlib: move the figure into tinyprune.viz"

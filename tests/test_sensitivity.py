@@ -17,7 +17,6 @@ from tinyprune.prune.sensitivity import (
     SensitivityResult,
     apply_ratios,
     format_sensitivity,
-    plot_sensitivity,
     ratios_for_threshold,
     select_threshold,
     sensitivity_scan,
@@ -228,25 +227,3 @@ def test_choose_and_apply_ratios_prune_each_layer_to_its_ratio():
     assert_identical(model, snap)
     for k, r in res.chosen.items():
         assert np.count_nonzero(~masks[k]) == round(r * masks[k].size)
-
-
-# --------------------------------------------------------------------------- plot
-def test_plot_draws_one_curve_per_layer_and_the_threshold():
-    matplotlib = pytest.importorskip("matplotlib")
-    matplotlib.use("Agg")
-    res = SensitivityResult(["a.weight", "b.weight"], [0.0, 0.5, 0.9],
-                            np.array([[0.9, 0.85, 0.5], [0.9, 0.9, 0.88]]), 0.9,
-                            {"a.weight": 10, "b.weight": 90}).choose(0.5)
-    fig = plot_sensitivity(res)
-    ax = fig.axes[0]
-    lines = ax.get_lines()
-    assert [ln.get_label() for ln in lines[:2]] == ["a.weight", "b.weight"]
-    np.testing.assert_array_equal(lines[0].get_xdata(), [0.0, 0.5, 0.9])
-    np.testing.assert_array_equal(lines[1].get_ydata(), [0.9, 0.9, 0.88])
-    t_line = lines[2]
-    np.testing.assert_allclose(t_line.get_ydata(), [0.9 - res.threshold] * 2)
-    assert t_line.get_label().startswith("T = ")
-    import matplotlib.pyplot as plt
-    plt.close(fig)
-    with pytest.raises(TypeError, match="result"):
-        plot_sensitivity({"layers": []})

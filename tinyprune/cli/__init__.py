@@ -21,7 +21,7 @@ Examples
     tinyprune eval q.npz --integer
     tinyprune quantize pruned.npz --method kmeans --bits 8,5 --qat-epochs 1 --out shared.npz
     tinyprune compress shared.npz --out model.tpz
-    tinyprune report model.tpz --storage
+    tinyprune report model.tpz --storage --plot storage.png
     tinyprune factorize model.npz --layers fc1 --energy 0.9 --out f.npz
     tinyprune distill --teacher model.npz --student lenet-300-100 --temperature 4 --alpha 0.9 \\
         --epochs 1 --out student.npz

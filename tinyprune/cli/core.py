@@ -27,6 +27,7 @@ from .common import (
     accuracy,
     add_common_options,
     check_out,
+    check_plot,
     conv_fc_ints,
     emit,
     fit_model,
@@ -41,7 +42,9 @@ from .common import (
     refuse_training_flags,
     resolve,
     save,
+    save_figure,
     show_pair,
+    use_agg,
 )
 
 
@@ -383,6 +386,10 @@ def cmd_report(args) -> int:
                                f"--storage")
     elif args.index_bits is not None:
         raise CLIError("--index-bits: only used with --storage")
+    if args.plot is not None and not args.storage:
+        raise CLIError("--plot: only used with --storage (the figure is the storage stage by "
+                       "stage)")
+    check_plot(args.plot)
     model, metadata, header = load_any(args.checkpoint)
     if args.storage:
         from .compress import INDEX_BITS, format_storage, storage_of_checkpoint, storage_of_file
@@ -394,7 +401,15 @@ def cmd_report(args) -> int:
             st = storage_of_file(model, header, args.checkpoint)
         else:
             st = storage_of_checkpoint(model, args.index_bits or INDEX_BITS)
-        emit(args, st, format_storage(st))
+        text = format_storage(st)
+        if args.plot:
+            use_agg()
+            from ..viz import plot_storage_stages
+
+            save_figure(plot_storage_stages(st), args.plot)
+            st["plot"] = args.plot
+            text += f"\nplot written to {args.plot}"
+        emit(args, st, text)
         return 0
     n_pruned, m = _report_pattern(args, metadata)
     try:
@@ -500,6 +515,9 @@ def register(add) -> None:
     r.add_argument("--index-bits", type=conv_fc_ints(1, 16), default=None, metavar="B|CONV,FC",
                    help=f"--storage of a checkpoint: bits per relative index, B or CONV,FC "
                         f"(default: {show_pair(INDEX_BITS)}, as tinyprune compress)")
+    r.add_argument("--plot", default=None,
+                   help="with --storage: write the bytes per stage (per weight and in total, "
+                        "entropy bound marked) to this file (.png, .pdf, .svg, ...)")
     r.add_argument("--n-pruned", type=int_at_least(0), default=None,
                    help="N:M pattern to check: weights pruned per group (default: the pattern "
                         "the checkpoint was pruned with, else 2)")

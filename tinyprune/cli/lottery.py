@@ -31,32 +31,6 @@ LOTTERY_LR = 1.2e-3
 """Adam's learning rate in the paper's LeNet-300-100 experiments."""
 
 
-def plot_lottery(result):
-    """Test accuracy (early-stopping iteration) vs fraction of weights remaining: the ticket
-    and, where run, its controls (same masks re-initialised; random masks)."""
-    import matplotlib.pyplot as plt
-
-    rounds = result.rounds
-    x = [r["remaining"] for r in rounds]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(x, [r["test_accuracy"] for r in rounds], marker="o", label="winning ticket")
-    for key, label in (("reinit", "random re-init"), ("random", "random masks")):
-        pts = [(r["remaining"], r[f"{key}_test_accuracy"]) for r in rounds
-               if f"{key}_test_accuracy" in r]
-        if pts:
-            xs, ys = zip(*pts, strict=True)
-            ax.plot(xs, ys, marker="s", linestyle="--", label=label)
-    ax.set_xscale("log")
-    ax.set_xticks(x, [f"{v:.1%}" for v in x])  # one tick per round
-    ax.minorticks_off()
-    ax.invert_xaxis()
-    ax.set_xlabel("fraction of weights remaining")
-    ax.set_ylabel("test accuracy (early stopping)")
-    ax.set_title("lottery tickets: iterative magnitude pruning")
-    ax.legend()
-    return fig
-
-
 def cmd_lottery(args) -> int:
     check_plot(args.plot)
     data = load_data(args, args.dataset)
@@ -84,6 +58,8 @@ def cmd_lottery(args) -> int:
              res.format()]
     if args.plot:
         use_agg()
+        from ..viz import plot_lottery
+
         save_figure(plot_lottery(res), args.plot)
         lines.append(f"plot written to {args.plot}")
     payload = {"command": "lottery", "model": args.model, "dataset": data.name,

@@ -107,7 +107,7 @@ def cmd_sensitivity(args) -> int:
                                                     for k, v in res.chosen.items()))
     if args.plot:
         use_agg()
-        from ..prune.sensitivity import plot_sensitivity
+        from ..viz import plot_sensitivity
 
         save_figure(plot_sensitivity(res), args.plot)
         lines.append(f"plot written to {args.plot}")

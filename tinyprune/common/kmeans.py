@@ -10,8 +10,9 @@ Pruning clusters filters (:func:`tinyprune.prune.criteria.cluster_redundancy_sco
   random initialisations, Han et al. 2016);
 * assignment :math:`c_i = \arg\min_k \|x_i - \mu_k\|^2` (lowest ``k`` on ties; the squared
   distances are computed as :math:`\sum_d (x_{id} - \mu_{kd})^2`, exactly as the loop twin
-  does, so both break ties alike) and update
-  :math:`\mu_k = \mathrm{mean}\{x_i : c_i = k\}` until the assignment stops changing (Lloyd 1982);
+  does, so both break ties alike; :func:`assign`) and update
+  :math:`\mu_k = \mathrm{mean}\{x_i : c_i = k\}` (an empty cluster keeps its centre; :func:`update`)
+  until the assignment stops changing (Lloyd 1982);
 * every cluster non-empty at the end.
 
 Only the seeding draws from ``rng``, so the same ``rng`` (or int seed) gives bit-identical results.
@@ -27,7 +28,8 @@ import numpy as np
 from ..nn.validation import as_generator, check_float_array, check_int
 from .kmeans_1d import SortedAssigner
 
-__all__ = ["assign", "kmeans", "kmeans_naive", "kmeans_plusplus_init", "within_cluster_ss"]
+__all__ = ["assign", "kmeans", "kmeans_naive", "kmeans_plusplus_init", "update",
+           "within_cluster_ss"]
 
 _ASSIGN_ROWS = 1 << 14  # rows per chunk of the (rows, k) distance matrix in the assignment step
 
@@ -106,6 +108,60 @@ def assign(x, centroids) -> np.ndarray:
         diff = x[s:s + _ASSIGN_ROWS, None, :] - centroids[None, :, :]  # (rows, k, D)
         labels[s:s + _ASSIGN_ROWS] = np.argmin((diff * diff).sum(axis=2), axis=1)
     return labels
+
+
+def update(x, labels, centroids) -> np.ndarray:
+    r"""Update step: :math:`\mu_k = \mathrm{mean}\{x_i : c_i = k\}`; a cluster with no member keeps
+    its centre ``centroids[k]`` (never NaN).
+
+    Parameters
+    ----------
+    x : ndarray (n, D) or (n,), float32/float64, finite
+        The points (1-D: scalars, e.g. the kept weights of a layer).
+    labels : ndarray (n,) of int in ``[0, k)``
+        The cluster of each point (from :func:`assign`).
+    centroids : ndarray (k, D) (or (k,) for a 1-D ``x``), float
+        The current centres; not modified.
+
+    Returns
+    -------
+    ndarray, shape of ``centroids``, float64
+        New array.
+
+    Examples
+    --------
+    >>> update(np.array([0.0, 1.0, 5.0]), np.array([0, 0, 1]), np.array([0.0, 4.0, 9.0]))
+    array([0.5, 5. , 9. ])
+    """
+    check_float_array(x, "x", finite=True)
+    check_float_array(centroids, "centroids", finite=True, nonempty=True)
+    if x.ndim not in (1, 2) or centroids.ndim != x.ndim or \
+            (x.ndim == 2 and centroids.shape[1] != x.shape[1]):
+        raise ValueError(f"centroids: expected shape (k,) for x of shape (n,) or (k, d) for x of "
+                         f"shape (n, d); got centroids {centroids.shape} and x {x.shape}")
+    if not isinstance(labels, np.ndarray) or labels.dtype.kind not in "iu":
+        raise TypeError(f"labels: expected an integer ndarray, got "
+                        f"{getattr(labels, 'dtype', type(labels).__name__)}")
+    k = centroids.shape[0]
+    if labels.shape != (x.shape[0],) or (labels.size and (labels.min() < 0 or labels.max() >= k)):
+        raise ValueError(f"labels: expected shape ({x.shape[0]},) with values in [0, {k}), got "
+                         f"shape {labels.shape}" + (f", values in [{labels.min()}, {labels.max()}]"
+                                                    if labels.size else ""))
+    x2 = (x[:, None] if x.ndim == 1 else x).astype(np.float64, copy=False)  # (n, D), n may be 0
+    c2 = centroids[:, None] if centroids.ndim == 1 else centroids
+    new = _update(x2, labels, c2.astype(np.float64))  # (k, D), a copy
+    return new.reshape(centroids.shape)
+
+
+def _update(x, labels, centroids) -> np.ndarray:
+    """:func:`update` without the checks: ``x`` (n, D) float64, ``centroids`` (k, D) float64,
+    updated in place and returned."""
+    k = centroids.shape[0]
+    counts = np.bincount(labels, minlength=k)  # (k,)
+    sums = _cluster_sums(x, labels, k)  # (k, D)
+    filled = counts > 0
+    centroids[filled] = sums[filled] / counts[filled, None]
+    return centroids
 
 
 def within_cluster_ss(x, centroids, labels) -> float:
@@ -199,10 +255,7 @@ def kmeans(x, n_clusters, rng=None, *, max_iter=100, init=None, fast=True,
         if np.array_equal(new, labels):
             break
         labels = new
-        counts = np.bincount(labels, minlength=n_clusters)  # (k,)
-        sums = _cluster_sums(x2, labels, n_clusters)  # (k, D)
-        filled = counts > 0
-        centroids[filled] = sums[filled] / counts[filled, None]
+        _update(x2, labels, centroids)  # (k, D), empty clusters keep their centre
     labels = labels.astype(np.int64)
     if fill_empty:
         _fill_empty_clusters(x2, labels, centroids)

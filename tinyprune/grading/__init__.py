@@ -8,14 +8,28 @@ mistakes are named by comparing its outputs with known-wrong variants (:mod:`.gr
 
 Assignments (module: function the student writes)
 
-* :mod:`.checks_prune`: ``magnitude_mask``, ``lp_channel_scores``, ``nm_mask``;
-* :mod:`.checks_nn`: ``conv2d_im2col``, ``linear_backward``, ``masked_sgd_step``.
+* :mod:`.checks_prune`: ``magnitude_mask``, ``lp_channel_scores``, ``nm_mask``,
+  ``sensitivity_table``;
+* :mod:`.checks_nn`: ``conv2d_im2col``, ``linear_backward``, ``masked_sgd_step``;
+* :mod:`.checks_quantize`: ``affine_qparams``, ``affine_quantize``, ``kmeans_assign``,
+  ``kmeans_update``;
+* :mod:`.checks_lowrank`: ``svd_truncate``;
+* :mod:`.checks_distill`: ``kd_loss``.
+
+The catalogue of every assignment (signature, case groups, mistakes) is ``README.md`` next to this
+file, written by ``python -m tinyprune.grading.catalogue``.
 
 Entry points: :func:`grade` (a .py or .ipynb file, text / JSON / Gradescope output),
 :func:`grade_source`, :func:`~.gradescope.run_autograder`.
 """
 
-from . import checks_nn, checks_prune  # noqa: F401 - registers the assignments
+from . import (  # noqa: F401 - registers the assignments
+    checks_distill,
+    checks_lowrank,
+    checks_nn,
+    checks_prune,
+    checks_quantize,
+)
 from .cases import ASSIGNMENTS, Assignment, Case, CaseGroup, Mistake, get_assignment, register
 from .grader import grade_source
 from .gradescope import run_autograder, to_gradescope

@@ -1,8 +1,10 @@
-"""Pruning assignments: magnitude mask with an exact count, Lp channel scores, N:M masks.
+"""Pruning assignments: magnitude mask with an exact count, Lp channel scores, N:M masks, the
+sensitivity table of a layer-by-layer scan.
 
 Each assignment names the function the student writes; its docstring here is the specification
 the exercise shows. References: :func:`tinyprune.prune.select.prune_weight`,
-:func:`tinyprune.prune.criteria.lp_norm`, :func:`tinyprune.prune.nm.nm_mask`.
+:func:`tinyprune.prune.criteria.lp_norm`, :func:`tinyprune.prune.nm.nm_mask`,
+:func:`tinyprune.prune.sensitivity.sensitivity_scan`.
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ import math
 
 import numpy as np
 
+from ..nn.layers import Linear, ReLU
+from ..nn.model import Sequential
 from ..prune.criteria import lp_norm
 from ..prune.nm import nm_mask
 from ..prune.select import prune_weight, select_mask
+from ..prune.sensitivity import sensitivity_scan
 from .cases import Assignment, Case, CaseGroup, Mistake, check_array, register, seeded
 
 
@@ -296,5 +301,147 @@ register(Assignment(
                 "lower index is pruned first (stable sort)", _nm_high_index),
         Mistake("inverted_mask", "returns True for pruned weights; the mask is True = kept",
                 lambda w, n, m: ~nm_mask(w, n, m)),
+    ),
+))
+
+
+# ------------------------------------------------------------------------------ sensitivity table
+def _mlp(params):
+    """The Sequential ``fc1 -> ReLU -> fc2 -> ... -> fcL`` holding copies of ``params``."""
+    n_layers = len(params) // 2
+    layers = []
+    for i in range(1, n_layers + 1):
+        w = params[f"fc{i}.weight"]
+        lin = Linear(w.shape[1], w.shape[0], dtype=w.dtype)
+        lin.params["weight"][...] = w
+        lin.params["bias"][...] = params[f"fc{i}.bias"]
+        layers.append((f"fc{i}", lin))
+        if i < n_layers:
+            layers.append((f"relu{i}", ReLU()))
+    return Sequential(layers, name="mlp", fast=False)
+
+
+def sensitivity_table_reference(params, val, test, ratios):
+    """``delta[i, j] = Acc_dense - Acc(only fc{i+1} magnitude-pruned to ratios[j])``, both on the
+    validation split ``val = (x_val, y_val)`` (never ``test``); shape ``(L, R)``, float64."""
+    x_val, y_val = val
+    res = sensitivity_scan(_mlp(params), x_val, y_val, ratios=[float(r) for r in ratios],
+                           criterion="l1", granularity="element")
+    return np.ascontiguousarray(res.delta, dtype=np.float64)
+
+
+def _mlp_accuracy(params, x, y):
+    """Accuracy of the plain MLP of ``params`` on ``(x, y)`` (numpy only, for the variants)."""
+    n_layers = len(params) // 2
+    h = x
+    for i in range(1, n_layers + 1):
+        h = h @ params[f"fc{i}.weight"].T + params[f"fc{i}.bias"]
+        if i < n_layers:
+            h = np.maximum(h, 0.0)
+    return float(np.mean(h.argmax(axis=1) == y))
+
+
+def _sensitivity_variant(split="val", sign=1.0, count=round, restore=True, one_layer=True,
+                         delta=True):
+    """The scan with one thing done wrong (each keyword names the step)."""
+    def variant(params, val, test, ratios):
+        x, y = val if split == "val" else test
+        names = [f"fc{i}.weight" for i in range(1, len(params) // 2 + 1)]
+        work = {k: v.copy() for k, v in params.items()}
+        base = _mlp_accuracy(work, x, y)
+        table = np.empty((len(names), len(ratios)))
+        for i, name in enumerate(names):
+            for j, r in enumerate(ratios):
+                targets = [name] if one_layer else names
+                trial = dict(work)
+                for t in targets:
+                    trial[t] = work[t] * select_mask(np.abs(work[t]), count(float(r) * work[t].size))
+                acc = _mlp_accuracy(trial, x, y)
+                table[i, j] = sign * (base - acc) if delta else acc
+                if not restore and j == len(ratios) - 1:
+                    work = trial  # the last ratio's pruning stays for the next layers
+        return table
+    return variant
+
+
+def _mlp_case(rng, sizes, n_val, n_test, dtype=np.float64, noise=0.2):
+    """Random MLP weights (PyTorch names) and val/test data labelled by the dense model itself
+    with ``noise`` of the labels replaced by random classes (dense accuracy about 1 - noise)."""
+    params = {}
+    for i, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True), start=1):
+        params[f"fc{i}.weight"] = (rng.standard_normal((d_out, d_in)) / np.sqrt(d_in)).astype(dtype)
+        params[f"fc{i}.bias"] = (0.1 * rng.standard_normal(d_out)).astype(dtype)
+    splits = []
+    for n in (n_val, n_test):
+        x = rng.standard_normal((n, sizes[0])).astype(dtype)
+        logits = x
+        for i in range(1, len(sizes)):
+            logits = logits @ params[f"fc{i}.weight"].T + params[f"fc{i}.bias"]
+            if i < len(sizes) - 1:
+                logits = np.maximum(logits, 0.0)
+        y = logits.argmax(axis=1).astype(np.int64)
+        flip = rng.random(n) < noise
+        y[flip] = rng.integers(0, sizes[-1], size=int(flip.sum()))
+        splits.append((x, y))
+    return params, splits[0], splits[1]
+
+
+_TENTHS = np.round(np.arange(10) * 0.1, 1)  # 0.0, 0.1, ..., 0.9
+
+
+def _sensitivity_cases_fixed():
+    rng = seeded(70)
+    p1, v1, t1 = _mlp_case(rng, (5, 7, 3), 40, 40)
+    p2, v2, t2 = _mlp_case(rng, (6, 7, 5, 4), 60, 50)
+    return [Case("two layers, ratios 0.0 ... 0.9", (p1, v1, t1, _TENTHS),
+                 "fc1 holds 35 weights: r = 0.1 prunes round(3.5) = 4"),
+            Case("three layers, quarters", (p2, v2, t2, np.array([0.0, 0.25, 0.5, 0.75])),
+                 "fc2 holds 35 weights: 0.25 prunes round(8.75) = 9"),
+            Case("three layers, ratios 0.0 ... 0.9", (p2, v2, t2, _TENTHS)),
+            Case("large ratios only", (p1, v1, t1, np.array([0.5, 0.7, 0.9])),
+                 "no r = 0 column: the dense accuracy is still the baseline")]
+
+
+def _sensitivity_cases_generated():
+    cases = []
+    for i in range(8):
+        rng = seeded(7000 + i)
+        n_layers = 2 + i % 3
+        sizes = tuple(int(v) for v in rng.integers(3, 9, size=n_layers + 1))
+        params, val, test = _mlp_case(rng, sizes, int(rng.integers(30, 70)),
+                                      int(rng.integers(30, 70)))
+        ratios = _TENTHS if i % 2 == 0 else np.round(np.sort(rng.random(5)), 2)
+        cases.append(Case(f"generated #{i}", (params, val, test, ratios)))
+    return cases
+
+
+register(Assignment(
+    name="sensitivity_table",
+    function="sensitivity_table",
+    arg_names=("params", "val", "test", "ratios"),
+    reference=sensitivity_table_reference,
+    description="sensitivity_table(params, val, test, ratios) -> (L, R) float64 delta[i, j] = "
+                "Acc_dense - Acc with ONLY fc{i+1} magnitude-pruned (round(r * n) smallest |w|, "
+                "lower flat index first on ties) to ratios[j], the others dense; accuracies on "
+                "val = (x_val, y_val); params holds fc1..fcL weights (out, in) and biases of "
+                "the MLP fc1 -> ReLU -> ... -> fcL (logits, argmax); test is not for choosing.",
+    groups=(CaseGroup("worked examples", 5.0, _sensitivity_cases_fixed),
+            CaseGroup("generated", 5.0, _sensitivity_cases_generated)),
+    compare=lambda expected, got: check_array(got, expected, "the table"),
+    mistakes=(
+        Mistake("test_set", "measures the accuracies on the test set; pruning ratios are a "
+                "choice and must be made on the validation split (the test set stays unseen)",
+                _sensitivity_variant(split="test")),
+        Mistake("sign_flipped", "the sign of delta-Acc is flipped: delta = Acc_dense - Acc_pruned "
+                "(positive = accuracy lost)", _sensitivity_variant(sign=-1.0)),
+        Mistake("accuracy_not_delta", "returns the pruned accuracies, not the degradation "
+                "Acc_dense - Acc_pruned", _sensitivity_variant(delta=False)),
+        Mistake("cumulative", "prunes cumulatively: a layer stays pruned while the next layers "
+                "are scanned; restore each layer's weights before pruning the next",
+                _sensitivity_variant(restore=False)),
+        Mistake("all_layers", "prunes every layer at ratio r at once; a sensitivity scan prunes "
+                "one layer at a time, the others dense", _sensitivity_variant(one_layer=False)),
+        Mistake("floor_count", "off-by-one count: int()/floor of r * n weights instead of "
+                "round(r * n)", _sensitivity_variant(count=math.floor)),
     ),
 ))

@@ -450,37 +450,3 @@ def format_sensitivity(result: SensitivityResult) -> str:
         lines.append(f"T = {result.threshold:.4f} (accuracy drop); overall pruning rate "
                      f"{result.pruning_rate:.4f} >= target {result.target_sparsity:.4f}")
     return "\n".join(lines)
-
-
-def plot_sensitivity(result: SensitivityResult, ax=None):
-    """The slide's figure: validation accuracy vs pruning ratio, one curve per layer, and the
-    threshold as a horizontal line at accuracy ``baseline - T`` (when chosen).
-
-    Parameters
-    ----------
-    result : SensitivityResult
-    ax : matplotlib Axes, optional
-        Drawn into; a new figure otherwise.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    import matplotlib.pyplot as plt  # lazily: matplotlib is needed only for plots
-
-    if not isinstance(result, SensitivityResult):
-        raise TypeError(f"result: expected a SensitivityResult, got {type(result).__name__}")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6, 4))
-    else:
-        fig = ax.figure
-    for i, name in enumerate(result.layers):
-        ax.plot(result.ratios, result.accuracy[i], marker="o", label=name)
-    if result.threshold is not None:
-        ax.axhline(result.baseline - result.threshold, color="k", linestyle="--",
-                   label=f"T = {result.threshold:.3f}")
-    ax.set_xlabel("pruning ratio r")
-    ax.set_ylabel("validation accuracy")
-    ax.set_title("sensitivity: one layer pruned at a time")
-    ax.legend()
-    return fig

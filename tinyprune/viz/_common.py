@@ -34,7 +34,7 @@ def new_or_given(ax, figsize):
     """``(fig, ax)``: a new figure of ``figsize``, or the figure holding the given ``ax``."""
     check_ax(ax)
     if ax is None:
-        fig, ax = pyplot().subplots(figsize=figsize)
+        fig, ax = pyplot().subplots(figsize=figsize, layout="constrained")
         return fig, ax
     return ax.figure, ax
 

@@ -138,7 +138,7 @@ def _check_points(points):
 
 
 def plot_tradeoff(points, *, xlabel="stored bytes", logx=True, ylabel="test accuracy",
-                  annotate=True, title=None, ax=None):
+                  annotate=True, connect=False, title=None, ax=None):
     """Accuracy vs stored bytes of every compressed model on one figure (one colour and marker
     per technique, each point annotated with its label): the overview of the lecture's
     techniques.
@@ -152,6 +152,9 @@ def plot_tradeoff(points, *, xlabel="stored bytes", logx=True, ylabel="test accu
         Logarithmic x axis (sizes span orders of magnitude).
     annotate : bool
         Write each point's label beside it.
+    connect : bool
+        Join the points of each technique by a thin line, in order of size (its trade-off
+        curve).
     title : str, optional
     ax : matplotlib Axes, optional
 
@@ -159,7 +162,8 @@ def plot_tradeoff(points, *, xlabel="stored bytes", logx=True, ylabel="test accu
     -------
     matplotlib.figure.Figure
         One scatter collection per technique (in order of first appearance, label = the
-        technique), offsets ``(bytes, accuracy)``; one text annotation per point.
+        technique), offsets ``(bytes, accuracy)``; one text annotation per point; with
+        ``connect``, one line per technique of two or more points, sorted by bytes.
 
     Examples
     --------
@@ -174,12 +178,16 @@ def plot_tradeoff(points, *, xlabel="stored bytes", logx=True, ylabel="test accu
     pts = _check_points(points)
     xlabel, ylabel = check_str(xlabel, "xlabel"), check_str(ylabel, "ylabel")
     logx, annotate = check_bool(logx, "logx"), check_bool(annotate, "annotate")
+    connect = check_bool(connect, "connect")
     fig, ax = new_or_given(ax, (7, 4.5))
     techniques = list(dict.fromkeys(t for *_, t in pts))
     for i, tech in enumerate(techniques):
         mine = [(b, a) for _, b, a, t in pts if t == tech]
         ax.scatter([b for b, _ in mine], [a for _, a in mine], marker=MARKERS[i % len(MARKERS)],
                    color=f"C{i % 10}", s=50, label=tech, zorder=3)
+        if connect and len(mine) > 1:
+            xs, ys = zip(*sorted(mine), strict=True)
+            ax.plot(xs, ys, color=f"C{i % 10}", linewidth=0.8, alpha=0.6)
     if annotate:
         for label, b, a, _ in pts:
             ax.annotate(label, (b, a), textcoords="offset points", xytext=(4, 4),

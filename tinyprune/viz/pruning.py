@@ -10,7 +10,7 @@ import numpy as np
 from ..nn.validation import check_float_array, check_int, check_real
 from ..prune.granularity import GRANULARITIES
 from ..prune.select import prune_weight
-from ._common import check_ax, new_or_given, optional_real, pyplot, real_array
+from ._common import check_ax, check_bool, new_or_given, optional_real, pyplot, real_array
 
 __all__ = ["plot_granularity", "plot_lottery", "plot_sensitivity", "plot_weight_histogram",
            "weight_image"]
@@ -67,7 +67,7 @@ def _check_granularities(granularities, ndim):
 
 def plot_granularity(w, *, sparsity=0.5, n_pruned=2, m=4,
                      granularities=("element", "vector", "kernel", "channel", "nm"),
-                     criterion="l1", axes=None):
+                     criterion="l1", magnitude=True, axes=None):
     r"""The same weight pruned at several granularities, side by side (the lecture's
     "Pruning at different granularities" slide, after Mao et al. 2017).
 
@@ -93,6 +93,9 @@ def plot_granularity(w, *, sparsity=0.5, n_pruned=2, m=4,
     criterion : str
         Score of a set, as in :func:`~tinyprune.prune.prune_weight` (default "l1": the sum of
         ``|w|``; for "element" the magnitude).
+    magnitude : bool
+        Colour the kept weights by ``|w|`` (default); False draws every kept weight in one
+        colour (the slide's preserved / pruned squares).
     axes : sequence of matplotlib Axes, optional
         One per drawn panel; a new figure otherwise.
 
@@ -100,7 +103,8 @@ def plot_granularity(w, *, sparsity=0.5, n_pruned=2, m=4,
     -------
     matplotlib.figure.Figure
         One image per panel; ``image.get_array()`` is a masked array whose mask is the pruned
-        weights in the :func:`weight_image` layout.
+        weights in the :func:`weight_image` layout and whose data is ``|w|`` (all ones with
+        ``magnitude=False``).
 
     Examples
     --------
@@ -121,6 +125,7 @@ def plot_granularity(w, *, sparsity=0.5, n_pruned=2, m=4,
     if n_pruned >= m:
         raise ValueError(f"n_pruned: expected an integer < m = {m}, got {n_pruned}")
     names = _check_granularities(granularities, w.ndim)
+    magnitude = check_bool(magnitude, "magnitude")
     masks = {}
     for g in names:
         if g == "nm":
@@ -130,8 +135,8 @@ def plot_granularity(w, *, sparsity=0.5, n_pruned=2, m=4,
             masks[g] = prune_weight(w, sparsity, criterion=criterion, granularity=g)
     plt = pyplot()
     if axes is None:
-        fig, axes = plt.subplots(1, len(names), figsize=(3.0 * len(names) + 0.8, 3.4),
-                                 squeeze=False)
+        fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names) + 1.0, 3.2),
+                                 squeeze=False, layout="constrained")
         axes = list(axes[0])
     else:
         if isinstance(axes, np.ndarray):
@@ -144,10 +149,13 @@ def plot_granularity(w, *, sparsity=0.5, n_pruned=2, m=4,
         fig = axes[0].figure
     import matplotlib
 
-    cmap = matplotlib.colormaps["viridis"].copy()
-    cmap.set_bad("white")  # pruned weights
-    mag = weight_image(np.abs(w))  # (rows, cols)
-    vmax = float(mag.max()) or 1.0
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")  # white: pruned
+    if magnitude:
+        mag = weight_image(np.abs(w))  # (rows, cols)
+        vmax = float(mag.max()) or 1.0
+    else:  # one colour for every kept weight
+        mag, vmax = np.ones(weight_image(w).shape), 1.6
+        cmap = matplotlib.colors.ListedColormap(["#3b528b"]).with_extremes(bad="white")
     image = None
     for ax, g in zip(axes, names, strict=True):
         keep = weight_image(masks[g])
@@ -167,8 +175,14 @@ def plot_granularity(w, *, sparsity=0.5, n_pruned=2, m=4,
         ax.set_yticks([])
         ax.set_xlabel("input channel" if w.ndim == 4 else "input")
         ax.set_ylabel("output channel" if w.ndim == 4 else "output")
-    fig.colorbar(image, ax=list(axes), label="|w| of kept weights (white: pruned)",
-                 shrink=0.8)
+    if magnitude:
+        fig.colorbar(image, ax=list(axes), label="|w| of kept weights (white: pruned)",
+                     shrink=0.8)
+    else:
+        fig.legend(handles=[matplotlib.patches.Patch(color="#3b528b", label="preserved"),
+                            matplotlib.patches.Patch(facecolor="white", edgecolor="0.5",
+                                                     label="pruned")],
+                   loc="outside right upper" if fig.get_layout_engine() else "upper right")
     return fig
 
 
@@ -272,9 +286,13 @@ def _scan_fields(scan):
                          "baseline")
     layers = [str(n) for n in get("layers")]
     x = real_array(x, "scan.ratios" if not is_rank else "scan.ranks", ndim=1)
-    acc = np.array([[np.nan if a is None else a for a in row] for row in get("accuracy")],
-                   dtype=np.float64) if not isinstance(get("accuracy"), np.ndarray) \
-        else get("accuracy").astype(np.float64)
+    acc = get("accuracy")
+    if not isinstance(acc, np.ndarray):  # to_dict(): nested lists, None for a missing point
+        try:
+            acc = [[np.nan if a is None else a for a in row] for row in acc]
+        except TypeError:
+            raise ValueError(f"scan.accuracy: expected one row per layer, got {acc!r}") from None
+    acc = real_array(acc, "scan.accuracy", ndim=2, nonempty=False, allow_nan=True)
     if acc.shape != (len(layers), x.size):
         raise ValueError(f"scan.accuracy: expected shape ({len(layers)}, {x.size}) (layers, "
                          f"points), got {acc.shape}")
@@ -350,7 +368,8 @@ def _lottery_rounds(rounds_result):
     for k, r in enumerate(rounds):
         if not isinstance(r, Mapping) or "remaining" not in r or "test_accuracy" not in r:
             raise ValueError(f"rounds_result: round {k} has no 'remaining' / 'test_accuracy'")
-        rem = check_real(r["remaining"], "rounds_result: remaining")
+        rem = check_real(r["remaining"], f"rounds_result: round {k} remaining")
+        check_real(r["test_accuracy"], f"rounds_result: round {k} test_accuracy")
         if not 0.0 < rem <= 1.0:
             raise ValueError(f"rounds_result: round {k} has remaining = {rem}, expected a "
                              f"fraction in (0, 1]")
