@@ -190,8 +190,8 @@ for p in (net_base, 0.5):
 
 # %% [markdown]
 # The same comparison for **single weights** (fine-grained pruning of all three layers of
-# LeNet-300-100): magnitude against random. Magnitude keeps the accuracy up to very high
-# sparsity; random pruning collapses early.
+# LeNet-300-100): magnitude against random. Without any fine-tuning, magnitude keeps the
+# accuracy up to about 80% sparsity; random pruning loses it from the first weights removed.
 
 # %%
 sparsities = [0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98]

@@ -57,12 +57,12 @@ plt.show()
 # The weights of a convolution have four dimensions $[c_o, c_i, k_h, k_w]$, which gives more
 # choices, among them **kernel-level** pruning (a whole $k_h\times k_w$ kernel). Below, a random
 # conv weight with 6 filters of 4 input channels and 3×3 kernels, drawn as a grid of kernels
-# (rows: filters $c_o$, columns: input channels $c_i$):
+# (rows: filters $c_o$, columns: input channels $c_i$; dark = preserved, white = pruned):
 
 # %%
 w_conv = np.random.default_rng(1).standard_normal((6, 4, 3, 3)).astype(np.float32)
-fig = plot_granularity(w_conv, sparsity=0.5, granularities=["element", "vector", "kernel",
-                                                            "channel"])
+fig = plot_granularity(w_conv, sparsity=0.5, magnitude=False,  # the slide's squares
+                       granularities=["element", "vector", "kernel", "channel"])
 plt.show()
 
 # %% [markdown]
