@@ -1,6 +1,6 @@
 """The teaching notebooks: each jupytext source notebooks/NN_name.py has a current .ipynb built
-with its outputs, runs top to bottom on the embedded subset (a hang stops it at 3x the 90 s budget), draws at
-least one figure, and is listed in README.md and notebooks/README.md."""
+with its outputs, runs top to bottom on the embedded subset (a hang is stopped at 3x the
+90 s budget), draws at least one figure, and is listed in README.md and notebooks/README.md."""
 
 import importlib.util
 from pathlib import Path
