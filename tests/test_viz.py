@@ -223,6 +223,13 @@ def test_sensitivity_of_a_rank_scan():
         assert "factorized" in ax.get_title()
 
 
+def test_sensitivity_negative_threshold_is_drawn_above_the_baseline():
+    # scan.choose() may return T < 0 when pruning a little raises validation accuracy
+    fig = plot_sensitivity(_scan(), threshold=-0.01)
+    line = [ln for ln in fig.axes[0].get_lines() if ln.get_label().startswith("T =")][0]
+    np.testing.assert_allclose(line.get_ydata(), [_scan().baseline + 0.01] * 2)
+
+
 @pytest.mark.parametrize("scan, kwargs, exc, needle", [
     ([1, 2], {}, TypeError, "scan"),
     ({"layers": []}, {}, ValueError, "scan"),
@@ -230,7 +237,7 @@ def test_sensitivity_of_a_rank_scan():
      ValueError, "scan.accuracy"),
     ({"layers": ["a"], "ratios": [0, 0.5], "accuracy": [[0.9, 0.8]], "baseline": "x"}, {},
      TypeError, "scan.baseline"),
-    (None, {"threshold": -1.0}, ValueError, "threshold"),
+    (None, {"threshold": float("nan")}, ValueError, "threshold"),
     ({"layers": ["a"], "ratios": [0, 0.5], "accuracy": [0.9, 0.8], "baseline": 0.9}, {},
      ValueError, "scan.accuracy"),  # not one row per layer
 ])

@@ -310,9 +310,9 @@ def plot_sensitivity(scan, *, threshold=None, ax=None):
     scan : SensitivityResult, RankSensitivity or their ``to_dict()``
         From :func:`tinyprune.prune.sensitivity_scan` (x = pruning ratio) or
         :func:`tinyprune.lowrank.rank_sensitivity_scan` (x = rank).
-    threshold : float >= 0, optional
-        The accuracy drop :math:`T` to draw; default ``scan.threshold`` (set by
-        ``scan.choose(target)``), none if neither is set.
+    threshold : float, optional
+        The accuracy drop :math:`T` to draw (negative when pruning raised the accuracy);
+        default ``scan.threshold`` (set by ``scan.choose(target)``), none if neither is set.
     ax : matplotlib Axes, optional
 
     Returns
@@ -333,7 +333,7 @@ def plot_sensitivity(scan, *, threshold=None, ax=None):
     ['fc1.weight', 'T = 0.05', 'dense']
     """
     layers, x, acc, baseline, t_scan, chosen, is_rank = _scan_fields(scan)
-    threshold = optional_real(threshold, "threshold", minimum=0.0)
+    threshold = optional_real(threshold, "threshold")  # T < 0 is possible (see choose)
     if threshold is None and t_scan is not None:
         threshold = check_real(t_scan, "scan.threshold")
     fig, ax = new_or_given(ax, (6, 4))
