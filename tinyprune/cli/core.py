@@ -385,7 +385,8 @@ def cmd_report(args) -> int:
         raise CLIError("--index-bits: only used with --storage")
     model, metadata, header = load_any(args.checkpoint)
     if args.storage:
-        from .compress import INDEX_BITS, format_storage, storage_of_checkpoint, storage_of_file
+        from ..size import format_storage_stages
+        from .compress import INDEX_BITS, storage_of_checkpoint, storage_of_file
 
         if header is not None:
             if args.index_bits is not None:
@@ -394,7 +395,7 @@ def cmd_report(args) -> int:
             st = storage_of_file(model, header, args.checkpoint)
         else:
             st = storage_of_checkpoint(model, args.index_bits or INDEX_BITS)
-        emit(args, st, format_storage(st))
+        emit(args, st, format_storage_stages(st))
         return 0
     n_pruned, m = _report_pattern(args, metadata)
     try:
