@@ -205,7 +205,7 @@ def save_compressed(path, model, *, index_bits=None, huffman=True, metadata=None
     header = {"format": FORMAT, "version": FORMAT_VERSION, "model": model.spec(),
               "metadata": metadata, "tensors": tensors}
     try:
-        head = json.dumps(header).encode("utf-8")
+        head = json.dumps(header, separators=(",", ":")).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise TypeError(f"metadata: expected JSON-serialisable values: {exc}") from None
     if len(head) > MAX_HEADER_BYTES:
