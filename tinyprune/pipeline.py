@@ -97,6 +97,9 @@ class DeepCompressionResult:
     ----------
     model : Sequential
         The model read back from the compressed file.
+    stored : Sequential
+        The model that was written: the fine-tuned weight-shared model with its transforms baked
+        (:func:`tinyprune.nn.transforms.bake_transforms`); ``model`` equals it bit for bit.
     path : str
         The compressed file.
     accuracy : dict
@@ -116,6 +119,7 @@ class DeepCompressionResult:
     """
 
     model: Sequential
+    stored: Sequential
     path: str
     accuracy: dict
     storage: dict
@@ -135,7 +139,7 @@ class DeepCompressionResult:
         return self.storage["file"]["ratio"]
 
     def to_dict(self) -> dict:
-        """JSON-serialisable summary (everything but the model)."""
+        """JSON-serialisable summary (everything but the models)."""
         return {"path": self.path, "accuracy": self.accuracy, "file_bytes": self.file_bytes,
                 "dense_bytes": self.storage["total"]["dense_bytes"], "ratio": self.ratio,
                 "sparsity": self.sparsity, "index_bits": self.index_bits,
@@ -347,7 +351,7 @@ def deep_compress(model, data, path, *, train_epochs=0, sparsity=None, prune_rou
                                    file_path=os.fspath(path))
     seconds["compress"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t_start
-    return DeepCompressionResult(model=back, path=os.fspath(path), accuracy=acc,
+    return DeepCompressionResult(model=back, stored=plain, path=os.fspath(path), accuracy=acc,
                                  storage=storage, sparsity=measured, index_bits=chosen,
                                  share_bits={f"{n}.weight": b for n, b in bits.items()},
                                  codebook_sizes=books,
