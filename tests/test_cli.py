@@ -285,6 +285,9 @@ BAD_ARGUMENTS = [
     (["pipeline", "--out", "OUT", "--batch-size", "0"], "--batch-size"),
     (["pipeline", "--out", "OUT", "--dataset", "cifar"], "--dataset"),
     (["pipeline", "--out", "OUT", "--root", "DIR"], "--root"),  # the embedded subset
+    (["pipeline", "--out", "OUT", "--model", "lenet-300-100", "--epochs", "1", "--lr", "1e6",
+      "--no-progress"],
+     "--lr"),  # diverges: one line, nothing saved
     # factorize
     (FACT, "--rank --energy --param-reduction"),  # exactly one rule
     (FACT + ["--rank", "4", "--energy", "0.9"], "--energy"),

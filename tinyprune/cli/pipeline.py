@@ -6,14 +6,17 @@ accuracies and the storage table stage by stage."""
 from __future__ import annotations
 
 import argparse
+import sys
+
+import numpy as np
 
 from ..datasets import DATASET_NAMES
 from ..nn.models import MODELS, build_model
+from ..nn.train import TrainingDivergedError
 from ..pipeline import HAN_SPARSITY, SHARE_BITS, deep_compress, format_result
 from ..size import STORAGE_COLUMNS, CompressedFileError
 from .common import (
     DEFAULT_DATASET,
-    DEFAULT_LR,
     CLIError,
     check_out,
     conv_fc_ints,
@@ -25,8 +28,8 @@ from .common import (
 )
 from .quantize import KMEANS_LR
 
-PIPELINE_DEFAULTS = {"model": "lenet5", "epochs": 4, "prune_rounds": 3, "epochs_per_round": 2,
-                     "share_epochs": 2, "batch_size": 64}
+PIPELINE_DEFAULTS = {"model": "lenet5", "epochs": 8, "prune_rounds": 3, "epochs_per_round": 4,
+                     "share_epochs": 3, "batch_size": 64, "lr": 0.02}
 """Defaults of ``tinyprune pipeline``: LeNet-5, the network of Deep Compression's Table 1; the
 epochs make the whole run take about a minute on the embedded subset (2 cores)."""
 
@@ -62,13 +65,19 @@ def cmd_pipeline(args) -> int:
     share_bits = bits if len(bits) == 2 else bits[0]
     meta = {"dataset": data.name, "normalize": True, "model": args.model}
     try:
-        r = deep_compress(model, data, args.out, train_epochs=args.epochs,
-                          prune_rounds=args.prune_rounds, epochs_per_round=args.epochs_per_round,
-                          share_bits=share_bits, share_epochs=args.share_epochs,
-                          index_bits=_index_bits(args.index_bits, model), lr=args.lr,
-                          share_lr=KMEANS_LR, batch_size=args.batch_size, seed=args.seed,
-                          huffman=args.huffman, metadata=meta,
-                          progress=args.progress and not args.json)
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported by fit
+            r = deep_compress(model, data, args.out, train_epochs=args.epochs,
+                              prune_rounds=args.prune_rounds,
+                              epochs_per_round=args.epochs_per_round, share_bits=share_bits,
+                              share_epochs=args.share_epochs,
+                              index_bits=_index_bits(args.index_bits, model), lr=args.lr,
+                              share_lr=KMEANS_LR, batch_size=args.batch_size, seed=args.seed,
+                              huffman=args.huffman, metadata=meta,
+                              progress=args.progress and not args.json)
+    except TrainingDivergedError as exc:
+        if args.progress and not args.json:
+            print(file=sys.stderr)  # end the progress bar's line
+        raise CLIError(f"--lr: {exc}; nothing was saved") from None
     except OSError as exc:
         raise CLIError(f"--out: cannot write {args.out!r}: {exc.strerror or exc}") from None
     except (ValueError, CompressedFileError) as exc:
@@ -126,7 +135,7 @@ def register(add) -> None:
                         "file smallest), B for every weight, or CONV,FC such as 8,5 (the paper's)")
     p.add_argument("--huffman", action=argparse.BooleanOptionalAction, default=True,
                    help="Huffman-code the index streams (--no-huffman: bit-packed)")
-    p.add_argument("--lr", type=positive_float, default=DEFAULT_LR["sgd"],
+    p.add_argument("--lr", type=positive_float, default=PIPELINE_DEFAULTS["lr"],
                    help=f"learning rate of dense training (SGD, momentum 0.9); pruning "
                         f"fine-tunes at lr/10, centroids at {KMEANS_LR}")
     p.add_argument("--batch-size", type=int_at_least(1),
