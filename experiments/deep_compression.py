@@ -98,7 +98,8 @@ def main():
         parts.append(f"{name}: dense {pm(m['dense'])}, from the file {pm(m['file'])} "
                      f"(gap {m['gap_pt']:+.2f} pt), {m['ratio']['mean']:.1f}x from the file size "
                      f"(paper {m['paper_ratio']}x; {m['ratio_index_bits_8_5']:.1f}x with the "
-                     f"paper's fixed 8/5-bit indices instead of the best per layer); kB dense "
+                     f"paper's fixed 8/5-bit indices instead of the best per layer); seed "
+                     f"{args.seeds[-1]} kB dense "
                      f"{s['dense']} -> CSR {s['csr']} -> "
                      f"shared {s['shared']} -> Huffman {s['huffman']} (entropy {s['entropy']}) "
                      f"-> file {s['file']}")
