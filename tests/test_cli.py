@@ -274,6 +274,27 @@ BAD_ARGUMENTS = [
     (["eval", "TPZ", "--integer"], "--integer"),
     (["eval", "SHARED", "--integer"], "--integer"),  # k-means: no integer grids
     (["quantize", "TPZ", "--out", "OUT"], "compressed model file"),
+    # pipeline
+    (["pipeline"], "--out"),
+    (["pipeline", "--out", "DIR"], "--out"),
+    (["pipeline", "--out", "/nonexistent/dir/m.tpz"], "--out"),
+    (["pipeline", "--out", "OUT", "--model", "resnet"], "--model"),
+    (["pipeline", "--out", "OUT", "--epochs", "-1"], "--epochs"),
+    (["pipeline", "--out", "OUT", "--prune-rounds", "0"], "--prune-rounds"),
+    (["pipeline", "--out", "OUT", "--epochs-per-round", "0"], "--epochs-per-round"),
+    (["pipeline", "--out", "OUT", "--share-epochs", "-1"], "--share-epochs"),
+    (["pipeline", "--out", "OUT", "--bits", "0"], "--bits"),
+    (["pipeline", "--out", "OUT", "--bits", "8,5,3"], "--bits"),
+    (["pipeline", "--out", "OUT", "--index-bits", "0"], "--index-bits"),
+    (["pipeline", "--out", "OUT", "--index-bits", "17"], "--index-bits"),
+    (["pipeline", "--out", "OUT", "--index-bits", "best"], "--index-bits"),
+    (["pipeline", "--out", "OUT", "--lr", "0"], "--lr"),
+    (["pipeline", "--out", "OUT", "--batch-size", "0"], "--batch-size"),
+    (["pipeline", "--out", "OUT", "--dataset", "cifar"], "--dataset"),
+    (["pipeline", "--out", "OUT", "--root", "DIR"], "--root"),  # the embedded subset
+    (["pipeline", "--out", "OUT", "--model", "lenet-300-100", "--epochs", "1", "--lr", "1e6",
+      "--no-progress"],
+     "--lr"),  # diverges: one line, nothing saved
     # factorize
     (FACT, "--rank --energy --param-reduction"),  # exactly one rule
     (FACT + ["--rank", "4", "--energy", "0.9"], "--energy"),
@@ -651,6 +672,41 @@ def test_compress_options_and_text(shared, tmp_path, capsys):
     assert tensors and all(t["index_bits"] == 4 and not t["huffman"] for t in tensors)
     code, out, _ = run(capsys, "report", str(out_path), "--storage", "--json")
     assert all(r["index_bits"] == 4 for r in json.loads(out)["layers"].values())
+
+
+def test_pipeline_writes_the_file_it_evaluates(tmp_path, capsys):
+    import os
+
+    from tinyprune.size import read_header
+
+    out_path = tmp_path / "dc.tpz"
+    base = ["pipeline", "--model", "lenet-300-100", "--epochs", "1", "--prune-rounds", "2",
+            "--epochs-per-round", "1", "--share-epochs", "1", "--out", str(out_path)]
+    code, out, _ = run(capsys, *base, "--json")
+    assert code == 0
+    res = json.loads(out)
+    acc = res["accuracy"]
+    assert acc["dense"] > 0.7 and acc["file"] == acc["finetuned"] > 0.7
+    assert res["file_bytes"] == os.path.getsize(out_path)
+    assert res["ratio"] == pytest.approx(res["dense_bytes"] / res["file_bytes"]) and res["ratio"] > 25
+    assert res["sparsity"] == pytest.approx({"fc1.weight": 0.92, "fc2.weight": 0.92,
+                                             "fc3.weight": 0.75}, abs=1e-3)
+    assert all(k < 32 for k in res["codebook_sizes"].values())  # 5 bits: 31 centroids + zero
+    header = read_header(out_path)
+    chosen = {t["name"]: t["index_bits"] for t in header["tensors"] if t["encoding"] == "csr"}
+    assert chosen == res["index_bits"]  # --index-bits auto: the widths the file was written with
+    assert all(t["weight_bits"] == 5 for t in header["tensors"] if t.get("values") == "codebook")
+    code, out, _ = run(capsys, "eval", str(out_path), "--json")
+    assert code == 0 and json.loads(out)["test_accuracy"] == acc["file"]
+    code, out, _ = run(capsys, "report", str(out_path), "--storage", "--json")
+    assert json.loads(out)["file"]["bytes"] == res["file_bytes"]
+    code, out, _ = run(capsys, *base, "--index-bits", "8,5", "--no-progress")
+    assert code == 0
+    for words in ("read back from the file", "+Huffman", "entropy", "file:", "fc1.weight",
+                  "pruned: fc1 92%"):
+        assert words in out, words
+    assert {t["index_bits"] for t in read_header(out_path)["tensors"]
+            if t["encoding"] == "csr"} == {5}
 
 
 # ----------------------------------------------------------------------------------- factorize

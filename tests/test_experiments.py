@@ -10,7 +10,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ["retrain_matters", "han_12x", "agp_vs_oneshot", "lottery", "filter_ordering",
-           "sensitivity_first_layer", "int8_ptq"]
+           "sensitivity_first_layer", "int8_ptq",
+           "deep_compression"]
 
 
 @pytest.mark.slow

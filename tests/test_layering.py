@@ -10,7 +10,8 @@ import tinyprune
 
 PKG = Path(tinyprune.__file__).parent
 LAYER = {"nn": 1, "common": 1.5, "prune": 2, "quantize": 2, "lowrank": 2, "distill": 2, "size": 2,
-         "datasets": 3, "report": 3, "viz": 3, "grading": 3, "cli": 3, "__main__": 3}
+         "datasets": 3, "report": 3, "viz": 3, "grading": 3, "cli": 3, "__main__": 3,
+         "pipeline": 3}
 
 
 TECHNIQUES = ("prune", "quantize", "lowrank", "distill", "size")

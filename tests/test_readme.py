@@ -26,11 +26,11 @@ def test_ci_runs_readme_test_command_verbatim():
 
 def test_readme_main_command_parses():
     readme = (ROOT / "README.md").read_text()
-    main_cmd = next(b.strip() for b in _bash_blocks(readme) if "tinyprune train" in b)
+    main_cmd = next(b.strip() for b in _bash_blocks(readme) if "tinyprune pipeline" in b)
     parser = build_parser()
     parts = [p.strip() for p in main_cmd.split("&&")]
     tiny = [p for p in parts if p.startswith("tinyprune ")]
-    assert [shlex.split(p)[1] for p in tiny] == ["train", "prune", "report"]
+    assert [shlex.split(p)[1] for p in tiny] == ["pipeline"]
     for p in tiny:
         parser.parse_args(shlex.split(p)[1:])
 
@@ -40,6 +40,8 @@ def test_readme_main_command_parses():
     "tinyprune prune model.npz --granularity nm --n-pruned 2 --m 4",
     "tinyprune prune model.npz --global --exclude conv1,fc2",
     "tinyprune datasets --json",
+    "tinyprune pipeline --model lenet5 --out model.tpz --index-bits 8,5 --epochs 8",
+    "tinyprune pipeline --out model.tpz --index-bits auto",
 ])
 def test_documented_variants_parse(line):
     build_parser().parse_args(shlex.split(line)[1:])

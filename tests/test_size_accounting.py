@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinyprune.size import (
+    best_index_bits,
     codebook_encode,
     csr_encode,
     entropy_bits,
@@ -128,19 +129,26 @@ def test_stage_bytes_equal_the_real_encoders(c):
     assert r["csr"]["total_bytes"] == csr.nbytes  # float32 values
     book = codebook_encode(csr.values + np.float32(0))
     sh = r["shared"]
+    hr = huffman_encode(csr.rel)
+    hu = r["huffman"]
+    assert hu["index_bytes"] == hr.data.size and hu["index_table_bytes"] == hr.code.table_nbytes
+    e = r["entropy"]
+    assert e["index_bound_bytes"] <= hu["index_bytes"] + 1e-9
+    assert r["ratio"]["csr"] == r["dense_bytes"] / r["csr"]["total_bytes"]
+    # the codebook is used exactly when it is smaller than the float32 values (the file's rule)
+    assert sh["applied"] == (book.nbytes < csr.values_nbytes)
+    if not sh["applied"]:  # honest: no shared stage, Huffman codes the relative indices only
+        assert sh["total_bytes"] == r["csr"]["total_bytes"] and r["codebook_size"] is None
+        assert hu["total_bytes"] == csr.values_nbytes + hr.nbytes + csr.row_ptr_nbytes
+        return
     assert sh["codebook_bytes"] + sh["weight_index_bytes"] == book.nbytes
     assert sh["total_bytes"] == book.nbytes + csr.index_nbytes + csr.row_ptr_nbytes
     hw = huffman_encode(book.indices.astype(np.int64))
-    hr = huffman_encode(csr.rel)
-    hu = r["huffman"]
     assert hu["weight_index_bytes"] == hw.data.size and hu["weight_table_bytes"] == hw.code.table_nbytes
-    assert hu["index_bytes"] == hr.data.size and hu["index_table_bytes"] == hr.code.table_nbytes
     assert hu["total_bytes"] == (book.codebook_nbytes + hw.nbytes + hr.nbytes
                                  + csr.row_ptr_nbytes)
-    e = r["entropy"]
     assert e["weight_index_bound_bytes"] <= hu["weight_index_bytes"] + 1e-9
-    assert e["index_bound_bytes"] <= hu["index_bytes"] + 1e-9
-    assert r["ratio"]["csr"] == r["dense_bytes"] / r["csr"]["total_bytes"]
+    assert r["entropy_bound_bytes"] <= hu["total_bytes"]
 
 
 def test_stages_shrink_for_a_pruned_shared_layer_and_fillers_take_a_codebook_entry():
@@ -155,11 +163,48 @@ def test_stages_shrink_for_a_pruned_shared_layer_and_fillers_take_a_codebook_ent
     assert r["ratio"]["huffman"] > 20
 
 
-def test_unshared_weight_has_no_shared_stage():
+def test_unshared_weight_has_an_honest_shared_stage():
     w = np.random.default_rng(0).standard_normal((300, 300)).astype(np.float32)
+    w[:, ::3] = 0  # pruned but not shared: 60,000 distinct values
     r = storage_stages(w, 4)
-    assert r["shared"] is None and r["huffman"] is None and r["ratio"]["shared"] is None
-    assert r["csr"]["total_bytes"] > r["dense_bytes"]  # dense: indices are pure overhead
+    assert r["shared"]["applied"] is False and r["codebook_size"] is None
+    assert r["shared"]["total_bytes"] == r["csr"]["total_bytes"]  # the stage does not apply
+    assert r["ratio"]["shared"] == r["ratio"]["csr"]
+    # Huffman codes only the relative indices (all 0 or 1 here): 4 -> ~1 bit per entry
+    hu = r["huffman"]
+    assert hu["values_bytes"] == r["csr"]["values_bytes"] == 4 * 60000
+    assert hu["total_bytes"] < r["csr"]["total_bytes"]
+    dense = np.random.default_rng(1).standard_normal((300, 300)).astype(np.float32)
+    assert storage_stages(dense, 4)["csr"]["total_bytes"] > 4 * dense.size  # pure overhead
+
+
+def test_best_index_bits_is_the_brute_force_minimum_of_the_file(tmp_path):
+    from tinyprune.nn import lenet_300_100
+    from tinyprune.size import save_compressed
+
+    rng = np.random.default_rng(0)
+    model = lenet_300_100(seed=0)
+    centroids = np.linspace(-1, 1, 31).astype(np.float32)
+    for name, density in (("fc1.weight", 0.05), ("fc2.weight", 0.3), ("fc3.weight", 0.9)):
+        w = centroids[rng.integers(0, 31, size=model.params[name].shape)]
+        w[rng.random(w.shape) > density] = 0
+        model.set_param(name, w)
+    for huffman in (True, False):
+        for name in ("fc1.weight", "fc2.weight", "fc3.weight"):
+            payload = {}
+            for b in range(1, 17):  # brute force: write the file with every width
+                info = save_compressed(tmp_path / "m.tpz", model, index_bits={name: b},
+                                       huffman=huffman)
+                payload[b] = sum(n for _, n in info["tensors"][name]["sections"])
+            best = min(payload, key=lambda b: (payload[b], b))
+            assert best_index_bits(model.params[name], huffman=huffman) == best, (name, huffman)
+            sub = [2, 9, 13]
+            assert best_index_bits(model.params[name], sub, huffman=huffman) == min(
+                sub, key=lambda b: (payload[b], b))
+    with pytest.raises(ValueError, match="candidates"):
+        best_index_bits(model.params["fc1.weight"], [])
+    with pytest.raises(ValueError, match="candidates"):
+        best_index_bits(model.params["fc1.weight"], [0, 4])
 
 
 def test_accounting_bad_inputs():

@@ -78,8 +78,11 @@ def test_model_accounting_equals_the_file_payload(tmp_path):
     assert r["total"]["huffman"]["total_bytes"] == info["file_bytes"] - info["header_bytes"]
     assert r["total"]["dense_bytes"] == sum(p.nbytes for p in model.params.values())
     assert r["total"]["ratio"]["huffman"] > r["total"]["ratio"]["shared"] > r["total"]["ratio"]["csr"]
-    unshared = model_storage_stages(lecture_net(seed=0), index_bits=4)
-    assert unshared["total"]["huffman"]["total_bytes"] is None
+    dense = lecture_net(seed=0)
+    unshared = model_storage_stages(dense, index_bits=4)
+    info = save_compressed(tmp_path / "d.tpz", dense, index_bits=4)
+    assert unshared["total"]["huffman"]["total_bytes"] == info["file_bytes"] - info["header_bytes"]
+    assert unshared["total"]["shared"] == unshared["total"]["csr"]  # not shared: no such stage
     assert unshared["layers"]["conv1.weight"]["index_bits"] == 4
     with pytest.raises(TypeError, match="model"):
         model_storage_stages({"w": np.zeros((2, 2))})

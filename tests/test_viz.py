@@ -417,8 +417,6 @@ def _shared_pruned_model():
 
 
 def test_storage_stage_bars_and_entropy_bound():
-    from tinyprune.cli.compress import storage
-
     model = _shared_pruned_model()
     st = model_storage_stages(model, index_bits=5)
     ax = plot_storage_stages(st).axes[0]
@@ -429,15 +427,16 @@ def test_storage_stage_bars_and_entropy_bound():
                                      total["dense_bytes"]]
     assert bars["pruned (CSR)"] == [layer["csr"]["total_bytes"], fc2["csr"]["total_bytes"],
                                     total["csr"]["total_bytes"]]
-    assert fc2["shared"] is None and total["shared"]["total_bytes"] is None
-    assert bars["+ shared weights"] == [layer["shared"]["total_bytes"]]  # only fc1 is shared
-    assert bars["+ Huffman"] == [layer["huffman"]["total_bytes"]]
+    assert fc2["shared"]["applied"] is False  # not shared: the stage keeps the CSR bytes
+    assert bars["+ shared weights"] == [layer["shared"]["total_bytes"],
+                                        fc2["csr"]["total_bytes"], total["shared"]["total_bytes"]]
+    assert bars["+ Huffman"] == [layer["huffman"]["total_bytes"], fc2["huffman"]["total_bytes"],
+                                 total["huffman"]["total_bytes"]]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["fc1", "fc2", "total"]
     assert ax.get_yscale() == "log" and ax.get_ylabel() == "bytes"
     (bound,) = [c for c in ax.collections if c.get_label() == "entropy bound"]
-    expected = storage(model, {"fc1.weight": 5, "fc2.weight": 5}, 1, file=None)
-    assert [seg[0][1] for seg in bound.get_segments()] == \
-        pytest.approx([expected["layers"]["fc1.weight"]["entropy_bound_bytes"]])
+    assert [seg[0][1] for seg in bound.get_segments()] == pytest.approx(
+        [layer["entropy_bound_bytes"], fc2["entropy_bound_bytes"], total["entropy_bound_bytes"]])
     assert any(t.get_text().endswith("x") for t in ax.texts)  # compression ratio written
 
 

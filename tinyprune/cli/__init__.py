@@ -22,6 +22,7 @@ Examples
     tinyprune quantize pruned.npz --method kmeans --bits 8,5 --qat-epochs 1 --out shared.npz
     tinyprune compress shared.npz --out model.tpz
     tinyprune report model.tpz --storage --plot storage.png
+    tinyprune pipeline --model lenet5 --out model.tpz
     tinyprune factorize model.npz --layers fc1 --energy 0.9 --out f.npz
     tinyprune distill --teacher model.npz --student lenet-300-100 --temperature 4 --alpha 0.9 \\
         --epochs 1 --out student.npz
@@ -33,7 +34,8 @@ any work is done or any file is written; a flag that would have no effect is an 
 
 One module per command group: :mod:`.core` (train, eval, prune, report, datasets),
 :mod:`.sensitivity`, :mod:`.lottery`,
-:mod:`.quantize` (and eval --integer), :mod:`.compress` (and report --storage), :mod:`.factorize`,
+:mod:`.quantize` (and eval --integer), :mod:`.compress` (and report --storage), :mod:`.pipeline`,
+:mod:`.factorize`,
 :mod:`.distill`, :mod:`.grade`; shared argument types and helpers in :mod:`.common`.
 """
 
@@ -43,7 +45,17 @@ import argparse
 import os
 import sys
 
-from . import compress, core, distill, factorize, grade, lottery, quantize, sensitivity
+from . import (
+    compress,
+    core,
+    distill,
+    factorize,
+    grade,
+    lottery,
+    pipeline,
+    quantize,
+    sensitivity,
+)
 from .common import (
     DEFAULT_DATASET,
     DEFAULT_LR,
@@ -57,7 +69,8 @@ from .common import (
 __all__ = ["DEFAULT_DATASET", "DEFAULT_LR", "PRUNE_DEFAULTS", "TRAIN_DEFAULTS", "CLIError",
            "build_parser", "main"]
 
-COMMAND_GROUPS = (core, sensitivity, lottery, quantize, compress, factorize, distill, grade)
+COMMAND_GROUPS = (core, sensitivity, lottery, quantize, compress, pipeline, factorize, distill,
+                  grade)
 """Modules with a ``register(add)`` function, in the order their commands are listed."""
 
 

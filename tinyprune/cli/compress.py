@@ -8,7 +8,14 @@ import argparse
 import os
 import tempfile
 
-from ..size import CompressedFileError, model_storage_stages, save_compressed
+from ..nn.transforms import bake_transforms
+from ..size import (
+    STORAGE_COLUMNS,
+    CompressedFileError,
+    format_storage_stages,
+    model_storage_stages,
+    save_compressed,
+)
 from .common import (
     CHECKPOINT_HELP,
     CLIError,
@@ -25,24 +32,10 @@ INDEX_BITS = (8, 5)
 """Bits per relative index, conv then fc: Deep Compression's (Han et al. 2016, sec. 2), the
 default of :func:`tinyprune.size.save_compressed`."""
 
-STORAGE_COLUMNS = """\
-columns (per weight; 'total' adds the biases, stored as float32 at every stage):
-  nonzero    nonzero weights; stored = nonzero + filler zeros (a gap longer than 2^bits - 1)
-  idx        bits per relative column index (conv 8, fc 5 by default: Deep Compression)
-  k / wbits  codebook size and bits per codebook index ('-': the weight is not shared)
-  dense      float32, every weight
-  CSR        pruned: float32 values + relative indices + row pointers
-  +shared    the values replaced by a codebook and wbits-bit indices
-  +Huffman   both index streams Huffman-coded (code tables included)
-  entropy    the bound Huffman approaches: codebook + row pointers + n*H/8 for each stream
-  ratio      dense / +Huffman (or the last stage reached)
-The file ratio divides the dense float32 bytes by the compressed file's size on disk (header,
-code tables and architecture included)."""
-
-
 def baked(model):
-    """A copy of ``model`` whose weights are the effective ones (weight sharing applied), with no
-    transforms: what a compressed file stores. Affine-quantized models are refused."""
+    """:func:`tinyprune.nn.transforms.bake_transforms` of ``model`` (the weights its layers compute
+    with, e.g. weight sharing applied): what a compressed file stores. Affine-quantized models are
+    refused (the file would lose their activation quantizers)."""
     from .quantize import is_affine_quantized
 
     if is_affine_quantized(model):
@@ -50,12 +43,7 @@ def baked(model):
                        "file stores weights only, not activation quantizers: compress the float "
                        "or the k-means weight-shared (tinyprune quantize --method kmeans) "
                        "checkpoint")
-    new = model.copy()
-    for layer in new.layers.values():
-        for pname in list(layer.transforms):
-            layer.params[pname] = layer.effective_param(pname)
-            layer.set_transform(pname, None)
-    return new
+    return bake_transforms(model)
 
 
 def index_bits_of(model, pair) -> dict:
@@ -64,65 +52,11 @@ def index_bits_of(model, pair) -> dict:
 
 
 def storage(model, index_bits: dict, file_bytes: int, *, file: str | None) -> dict:
-    """:func:`tinyprune.size.model_storage_stages` plus the file's size and ratio, and the
-    entropy bound beside the Huffman stage (``entropy_bound_bytes``, per weight and in total)."""
+    """:func:`tinyprune.size.model_storage_stages` with the file's size and ratio."""
     try:
-        stages = model_storage_stages(model, index_bits)
+        return model_storage_stages(model, index_bits, file_bytes=file_bytes, file_path=file)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
-    total = stages["total"]
-    bounds = [_bound(r) for r in stages["layers"].values()]
-    for r, b in zip(stages["layers"].values(), bounds, strict=True):
-        r["entropy_bound_bytes"] = b
-    total["entropy_bound_bytes"] = (None if None in bounds
-                                    else stages["other_bytes"] + sum(bounds))
-    stages["file"] = {"path": file, "bytes": int(file_bytes),
-                      "ratio": total["dense_bytes"] / file_bytes if file_bytes else None}
-    return stages
-
-
-def _bound(r):
-    """The entropy bound of a Huffman-coded weight in bytes: codebook + row pointers +
-    ``n H / 8`` for both index streams (None when the weight is not shared)."""
-    if r["huffman"] is None:
-        return None
-    e = r["entropy"]
-    return (r["shared"]["codebook_bytes"] + r["csr"]["row_ptr_bytes"] + e["index_bound_bytes"]
-            + e["weight_index_bound_bytes"])
-
-
-def _kb(x) -> str:
-    return "-" if x is None else f"{x / 1000:.1f}"
-
-
-def format_storage(st: dict) -> str:
-    """The stage-by-stage table of :func:`storage`."""
-    head = (f"{'weight':<16}{'nonzero':>10}{'stored':>10}{'idx':>4}{'k':>6}{'wbits':>6}"
-            f"{'dense kB':>10}{'CSR kB':>9}{'+shared':>9}{'+Huffman':>9}{'entropy':>9}"
-            f"{'ratio':>8}")
-    lines = [head, "-" * len(head)]
-    for name, r in st["layers"].items():
-        shared = r["shared"] is not None
-        last = next(s for s in ("huffman", "shared", "csr") if r[s] is not None)
-        bound = r["entropy_bound_bytes"]
-        lines.append(f"{name:<16}{r['nonzeros']:>10,}{r['n_stored']:>10,}{r['index_bits']:>4}"
-                     f"{r['codebook_size'] if shared else '-':>6}"
-                     f"{r['weight_bits'] if shared else '-':>6}{_kb(r['dense_bytes']):>10}"
-                     f"{_kb(r['csr']['total_bytes']):>9}"
-                     f"{_kb(r['shared'] and r['shared']['total_bytes']):>9}"
-                     f"{_kb(r['huffman'] and r['huffman']['total_bytes']):>9}{_kb(bound):>9}"
-                     f"{r['ratio'][last]:>7.1f}x")
-    t = st["total"]
-    last = next(s for s in ("huffman", "shared", "csr") if t[s]["total_bytes"] is not None)
-    lines.append(f"{'total':<16}{'':>10}{'':>10}{'':>4}{'':>6}{'':>6}{_kb(t['dense_bytes']):>10}"
-                 f"{_kb(t['csr']['total_bytes']):>9}{_kb(t['shared']['total_bytes']):>9}"
-                 f"{_kb(t['huffman']['total_bytes']):>9}{_kb(t['entropy_bound_bytes']):>9}"
-                 f"{t['ratio'][last]:>7.1f}x")
-    f = st["file"]
-    where = f["path"] if f["path"] else "a compressed file written to a temporary folder"
-    lines.append(f"\nfile: {f['bytes']:,} bytes on disk ({where}): compression {f['ratio']:.1f}x "
-                 f"vs dense float32 ({t['dense_bytes']:,} bytes)")
-    return "\n".join(lines)
 
 
 def storage_of_checkpoint(model, pair) -> dict:
@@ -169,7 +103,7 @@ def cmd_compress(args) -> int:
     text = (f"compressed {args.checkpoint} -> {args.out}: {info['file_bytes']:,} bytes "
             f"(compression {st['file']['ratio']:.1f}x vs dense float32; index bits "
             f"{show_pair(pair)} conv,fc; Huffman {'on' if args.huffman else 'off'})\n\n"
-            + format_storage(st))
+            + format_storage_stages(st))
     emit(args, payload, text)
     return 0
 

@@ -405,7 +405,8 @@ def cmd_report(args) -> int:
     check_plot(args.plot)
     model, metadata, header = load_any(args.checkpoint)
     if args.storage:
-        from .compress import INDEX_BITS, format_storage, storage_of_checkpoint, storage_of_file
+        from ..size import format_storage_stages
+        from .compress import INDEX_BITS, storage_of_checkpoint, storage_of_file
 
         if header is not None:
             if args.index_bits is not None:
@@ -414,7 +415,7 @@ def cmd_report(args) -> int:
             st = storage_of_file(model, header, args.checkpoint)
         else:
             st = storage_of_checkpoint(model, args.index_bits or INDEX_BITS)
-        text = format_storage(st)
+        text = format_storage_stages(st)
         if args.plot:
             use_agg()
             from ..viz import plot_storage_stages

@@ -31,7 +31,8 @@ import numpy as np
 
 from .registry import Registry
 
-__all__ = ["Identity", "WeightTransform", "register_transform", "transform_from_spec"]
+__all__ = ["Identity", "WeightTransform", "bake_transforms", "register_transform",
+           "transform_from_spec"]
 
 TRANSFORMS = Registry("weight transform")
 
@@ -111,3 +112,41 @@ def transform_from_spec(spec, arrays=None) -> WeightTransform:
     except (TypeError, KeyError) as exc:
         raise ValueError(f"weight transform spec for {spec['type']}: bad arguments: {exc}"
                          ) from None
+
+
+def bake_transforms(model):
+    """A copy of ``model`` whose parameters are the effective ones, ``transform(W)``, and that has
+    no weight transforms: what the layers compute with, as plain weights.
+
+    Use it before storing a model whose transforms change the weights (fake quantization: the
+    stored ``W`` is the float shadow weight; weight sharing: ``W_eff`` is ``codebook[indices]``),
+    e.g. in a compressed file (:func:`tinyprune.size.save_compressed` refuses transforms). The
+    forward pass of the copy equals the model's; masks and buffers are copied, layers such as
+    activation fake-quantizers are kept as they are.
+
+    Parameters
+    ----------
+    model : tinyprune.nn.model.Sequential
+        Not modified.
+
+    Returns
+    -------
+    Sequential
+
+    Examples
+    --------
+    >>> from tinyprune.nn import lenet_300_100
+    >>> m = lenet_300_100(seed=0)
+    >>> m.set_transform("fc1.weight", Identity())
+    >>> sorted(bake_transforms(m).transforms), sorted(m.transforms)
+    ([], ['fc1.weight'])
+    """
+    if not (hasattr(model, "copy") and hasattr(model, "layers") and hasattr(model, "transforms")):
+        raise TypeError(f"model: expected a Sequential, got {type(model).__name__}")
+    new = model.copy()
+    for layer in new.layers.values():
+        for pname in list(layer.transforms):
+            effective = np.array(layer.effective_param(pname), copy=True)
+            layer.set_transform(pname, None)
+            layer.params[pname][...] = effective
+    return new

@@ -116,7 +116,8 @@ def _check_bits(bits, name="bits"):
     return bits
 
 
-def cluster_weights(w, bits, *, init="linear", rng=None, mask=None, max_iter=100):
+def cluster_weights(w, bits, *, init="linear", rng=None, mask=None, max_iter=100,
+                    reserve_zero=False):
     r"""k-means weight sharing of one weight tensor: ``(codebook, indices)``.
 
     The kept weights (non-zero, and True in ``mask``) are clustered into at most
@@ -135,11 +136,18 @@ def cluster_weights(w, bits, *, init="linear", rng=None, mask=None, max_iter=100
         Pruning mask (True = kept); pruned weights are not clustered.
     max_iter : int
         Lloyd iterations.
+    reserve_zero : bool
+        Keep one of the :math:`2^{bits}` codes for the value 0: cluster into at most
+        :math:`2^{bits} - 1` centroids. Deep Compression's sparse storage stores *filler zeros*
+        (a gap longer than the relative index reaches, :mod:`tinyprune.size.csr`); they share the
+        codebook with the centroids, so without a reserved code a layer with fillers needs
+        :math:`2^{bits} + 1` entries, one more bit per stored weight.
 
     Returns
     -------
     codebook : ndarray (k,), dtype of ``w``
-        The centroids (cluster means), ``k <= 2^bits``.
+        The centroids (cluster means), ``k <= 2^bits`` (``<= 2^bits - 1`` with
+        ``reserve_zero``).
     indices : ndarray of int32, shape of ``w``
         Cluster of each weight; ``-1`` for pruned weights.
 
@@ -153,6 +161,8 @@ def cluster_weights(w, bits, *, init="linear", rng=None, mask=None, max_iter=100
     """
     check_float_array(w, "w", finite=True)
     bits = _check_bits(bits)
+    if not isinstance(reserve_zero, (bool, np.bool_)):
+        raise TypeError(f"reserve_zero: expected a bool, got {reserve_zero!r}")
     kept = w != 0
     if mask is not None:
         if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ or mask.shape != w.shape:
@@ -164,7 +174,7 @@ def cluster_weights(w, bits, *, init="linear", rng=None, mask=None, max_iter=100
     values = w[kept].astype(np.float64)  # (n_kept,)
     if values.size == 0:
         return np.zeros(0, dtype=w.dtype), indices
-    k = min(2 ** bits, values.size)
+    k = min(2 ** bits - int(bool(reserve_zero)), values.size)
     start = init_centroids(values, k, init, rng)  # (k,)
     centroids, labels = kmeans(values, k, max_iter=max_iter, init=start,
                                fill_empty=False)  # (k,), (n_kept,)
@@ -276,7 +286,8 @@ class WeightSharing(WeightTransform):
         return f"WeightSharing(shape={self.indices.shape}, n_clusters={self.n_clusters})"
 
 
-def share_weights(model, bits, *, init="linear", rng=None, layers=None, max_iter=100):
+def share_weights(model, bits, *, init="linear", rng=None, layers=None, max_iter=100,
+                  reserve_zero=False):
     """A copy of ``model`` whose weights are shared (k-means) and ready for centroid
     fine-tuning with :func:`tinyprune.nn.train.fit`.
 
@@ -296,6 +307,9 @@ def share_weights(model, bits, *, init="linear", rng=None, layers=None, max_iter
     layers : list of str, optional
         Default: every Linear / Conv2d (or the keys of ``bits`` when it is a dict).
     max_iter : int
+    reserve_zero : bool
+        As in :func:`cluster_weights`: at most :math:`2^{bits} - 1` centroids, so that the filler
+        zeros of the sparse storage fit the same ``bits`` (Deep Compression's pipeline).
 
     Returns
     -------
@@ -323,7 +337,8 @@ def share_weights(model, bits, *, init="linear", rng=None, layers=None, max_iter
     for n in layers:
         name = f"{n}.weight"
         codebook, indices = cluster_weights(new.params[name], per_layer[n], init=init, rng=rng,
-                                            mask=new.masks.get(name), max_iter=max_iter)
+                                            mask=new.masks.get(name), max_iter=max_iter,
+                                            reserve_zero=reserve_zero)
         new.set_param(name, reconstruct(codebook, indices))
         new.set_transform(name, WeightSharing(indices))
     return new

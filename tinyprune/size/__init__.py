@@ -15,7 +15,8 @@ Sec. 4, Fig. 5: Huffman coding  :mod:`.huffman` -- :func:`huffman_code_lengths`,
                                 :func:`huffman_decode` (+ ``_naive`` twins), :class:`HuffmanCode`
 entropy bound                   :mod:`.entropy` -- :func:`entropy_bits`, :func:`entropy_bound_bits`
 Fig. 1 / Table 1: the pipeline  :mod:`.accounting` -- :func:`storage_stages`,
-                                :func:`model_storage_stages`
+                                :func:`model_storage_stages`, :func:`format_storage_stages`,
+                                :func:`best_index_bits`
 N:M (2:4) sparsity metadata     :mod:`.nm_bits` -- :func:`nm_storage_bits`,
                                 :func:`nm_encode_positions`, :func:`nm_decode_positions`
 the compressed model file       :mod:`.file` -- :func:`save_compressed`, :func:`load_compressed`,
@@ -26,7 +27,13 @@ Bit packing of fixed-width integers is shared with other packages:
 :mod:`tinyprune.common.bitpack`.
 """
 
-from .accounting import model_storage_stages, storage_stages
+from .accounting import (
+    STORAGE_COLUMNS,
+    best_index_bits,
+    format_storage_stages,
+    model_storage_stages,
+    storage_stages,
+)
 from .codebook import (
     CodebookStorage,
     bits_for,
@@ -56,11 +63,12 @@ from .nm_bits import (
 )
 
 __all__ = [
-    "CodebookStorage", "CompressedFileError", "HuffmanCode", "HuffmanEncoded", "RelativeCSR",
-    "bits_for", "canonical_codes", "codebook_decode", "codebook_encode", "codebook_from_indices",
-    "csr_decode", "csr_encode", "csr_encode_naive", "entropy_bits", "entropy_bound_bits",
-    "huffman_code_lengths", "huffman_decode", "huffman_decode_naive", "huffman_encode",
-    "huffman_encode_naive", "load_compressed", "model_storage_stages", "nm_decode_positions",
-    "nm_encode_positions", "nm_encode_positions_naive", "nm_position_bits", "nm_storage_bits",
-    "read_header", "save_compressed", "storage_stages",
+    "STORAGE_COLUMNS", "CodebookStorage", "CompressedFileError", "HuffmanCode", "HuffmanEncoded",
+    "RelativeCSR", "best_index_bits", "bits_for", "canonical_codes", "codebook_decode",
+    "codebook_encode", "codebook_from_indices", "csr_decode", "csr_encode", "csr_encode_naive",
+    "entropy_bits", "entropy_bound_bits", "format_storage_stages", "huffman_code_lengths",
+    "huffman_decode", "huffman_decode_naive", "huffman_encode", "huffman_encode_naive",
+    "load_compressed", "model_storage_stages", "nm_decode_positions", "nm_encode_positions",
+    "nm_encode_positions_naive", "nm_position_bits", "nm_storage_bits", "read_header",
+    "save_compressed", "storage_stages",
 ]

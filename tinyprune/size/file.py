@@ -59,8 +59,8 @@ from .csr import RelativeCSR, check_index_bits, csr_decode, csr_encode
 from .huffman import MAX_CODE_LENGTH, HuffmanCode, HuffmanEncoded, huffman_decode, huffman_encode
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "MAGIC", "MAX_ELEMENTS", "MAX_HEADER_BYTES", "SUFFIX",
-           "CompressedFileError", "index_bits_for", "load_compressed", "read_header",
-           "save_compressed"]
+           "CompressedFileError", "codebook_pays", "index_bits_for", "load_compressed",
+           "read_header", "save_compressed"]
 
 MAGIC = b"\x89TPZ\r\n\x1a\n"
 FORMAT = "tinyprune.compressed"
@@ -90,6 +90,17 @@ def index_bits_for(name, w, index_bits) -> int:
     return check_index_bits(index_bits)
 
 
+def codebook_pays(stored, itemsize) -> bool:
+    """Whether the stored values of a CSR weight are written as a codebook + indices: when they
+    take at most ``2**16`` distinct values and ``k`` values of ``itemsize`` bytes plus
+    ``bits_for(k)``-bit indices are smaller than the raw values (weight sharing was applied).
+    The file writer and the stage accounting (:mod:`tinyprune.size.accounting`) both decide
+    with this rule."""
+    k = int(np.unique(stored).size)
+    return bool(k and k <= 1 << 16 and (k * itemsize + packed_nbytes(stored.size, bits_for(k))
+                                        < stored.size * itemsize))
+
+
 def _stream(symbols, bits, huffman):
     """Sections (and bit count) of an index stream: Huffman (table, payload) or packed."""
     if huffman:
@@ -113,10 +124,7 @@ def _encode_tensor(name, w, index_bits, huffman):
     data = [pack_bits(csr.row_ptr, csr.pointer_bits).tobytes()]
     stored = csr.values + csr.values.dtype.type(0)  # -0.0 -> +0.0
     raw_bytes = stored.astype(dtype).tobytes()
-    k = int(np.unique(stored).size)
-    use_book = k and k <= 1 << 16 and (k * dtype.itemsize + packed_nbytes(
-        csr.n_stored, bits_for(k)) < len(raw_bytes))
-    if use_book:
+    if codebook_pays(stored, dtype.itemsize):
         book = codebook_encode(stored)
         entry.update(values="codebook", codebook_size=int(book.codebook.size),
                      weight_bits=book.bits)
@@ -148,7 +156,8 @@ def save_compressed(path, model, *, index_bits=None, huffman=True, metadata=None
     path : str or os.PathLike
         Target file, written atomically (``.tpz`` is conventional; no suffix is added).
     model : Sequential
-        Typically pruned (zeros are not stored) and weight-shared (few distinct values).
+        Typically pruned (zeros are not stored) and weight-shared (few distinct values), with
+        no weight transforms: bake them first (:func:`tinyprune.nn.transforms.bake_transforms`).
     index_bits : int or dict[str, int], optional
         Bits per relative index (``1..16``) for every weight, or per parameter name; default 8
         for conv weights and 5 for the others (Deep Compression, Sec. 2).
@@ -156,6 +165,12 @@ def save_compressed(path, model, *, index_bits=None, huffman=True, metadata=None
         Huffman-code the index streams (Deep Compression's third stage).
     metadata : dict, optional
         JSON-serialisable values stored in the header.
+
+    Raises
+    ------
+    ValueError
+        The model has weight transforms (refused: the stored weights would not be the ones its
+        layers compute with), non-finite parameters, or bad ``index_bits``.
 
     Returns
     -------
@@ -165,6 +180,11 @@ def save_compressed(path, model, *, index_bits=None, huffman=True, metadata=None
     """
     if not isinstance(model, Sequential):
         raise TypeError(f"model: expected a Sequential, got {type(model).__name__}")
+    if model.transforms:
+        raise ValueError(f"model: weight transforms on {sorted(model.transforms)} (fake "
+                         f"quantization or weight sharing): the file stores plain weights, which "
+                         f"here differ from the ones the layers compute with; save "
+                         f"tinyprune.nn.transforms.bake_transforms(model) instead")
     if index_bits is not None and not isinstance(index_bits, (dict, numbers.Integral)):
         raise TypeError(f"index_bits: expected an int, a dict or None, got {index_bits!r}")
     if isinstance(index_bits, dict):
@@ -185,7 +205,7 @@ def save_compressed(path, model, *, index_bits=None, huffman=True, metadata=None
     header = {"format": FORMAT, "version": FORMAT_VERSION, "model": model.spec(),
               "metadata": metadata, "tensors": tensors}
     try:
-        head = json.dumps(header).encode("utf-8")
+        head = json.dumps(header, separators=(",", ":")).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise TypeError(f"metadata: expected JSON-serialisable values: {exc}") from None
     if len(head) > MAX_HEADER_BYTES:

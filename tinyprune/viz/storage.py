@@ -26,17 +26,10 @@ def _bytes(record, stage):
 
 
 def _entropy_bound(record):
-    """The bound Huffman approaches (codebook + row pointers + n H / 8 for both index streams):
-    ``record["entropy_bound_bytes"]`` when given (tinyprune report --storage), else computed
-    from the record's ``entropy`` entry; None for a weight that is not shared."""
-    if record.get("entropy_bound_bytes") is not None:
-        return float(record["entropy_bound_bytes"])
-    e, shared, csr = record.get("entropy"), record.get("shared"), record.get("csr")
-    if record.get("huffman") is None or not e or shared is None or csr is None \
-            or "weight_index_bound_bytes" not in e:
-        return None
-    return float(shared["codebook_bytes"] + csr["row_ptr_bytes"] + e["index_bound_bytes"]
-                 + e["weight_index_bound_bytes"])
+    """The bound Huffman approaches, as :func:`tinyprune.size.model_storage_stages` computes it
+    (``entropy_bound_bytes``); None when the record has none."""
+    bound = record.get("entropy_bound_bytes")
+    return None if bound is None else check_real(bound, "stages: entropy_bound_bytes", minimum=0)
 
 
 def _groups(stages):
@@ -53,12 +46,7 @@ def _groups(stages):
             groups.append((str(name), {s: _bytes(rec, s) for s, _ in STAGES},
                            _entropy_bound(rec)))
         total = stages["total"]
-        bound = total.get("entropy_bound_bytes")
-        if bound is None:
-            bounds = [b for _, _, b in groups]
-            bound = (None if not bounds or None in bounds
-                     else float(stages.get("other_bytes", 0)) + sum(bounds))
-        groups.append(("total", {s: _bytes(total, s) for s, _ in STAGES}, bound))
+        groups.append(("total", {s: _bytes(total, s) for s, _ in STAGES}, _entropy_bound(total)))
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"stages: not the structure of tinyprune.size.model_storage_stages "
                          f"({type(exc).__name__}: {exc})") from None
@@ -74,9 +62,9 @@ def plot_storage_stages(stages, *, logy=True, ax=None):
     ----------
     stages : dict
         :func:`tinyprune.size.model_storage_stages` (or ``tinyprune report --storage --json``):
-        ``layers`` (name -> per-stage bytes), ``total``; a stage that is ``None`` (a weight that
-        is not shared) is not drawn. The entropy bound is ``entropy_bound_bytes`` when present,
-        else computed from each weight's ``entropy`` entry.
+        ``layers`` (name -> per-stage bytes), ``total``; a stage that is ``None`` is not drawn
+        (a weight that is not shared has ``shared["applied"] = False`` and the CSR stage's
+        bytes). The entropy bound is each record's ``entropy_bound_bytes``.
     logy : bool
         Logarithmic byte axis (the stages span orders of magnitude).
     ax : matplotlib Axes, optional
