@@ -19,6 +19,7 @@ from tinyprune.nn.transforms import transform_from_spec
 from tinyprune.quantize.weight_sharing import (
     INITS,
     WeightSharing,
+    centroid_lr,
     cluster_weights,
     init_centroids,
     reconstruct,
@@ -298,3 +299,21 @@ def test_fine_tuning_keeps_copies_equal_and_pruned_weights_zero(opt):
         np.testing.assert_array_equal(w, reconstruct(t.codebook(w), t.indices))
         assert (w[~model.masks[name]] == 0).all()
         assert len(np.unique(w[t.indices >= 0])) <= 4
+
+
+def test_centroid_lr_scales_with_the_largest_mean_cluster_size():
+    model = _pruned_lenet()  # about half of each layer pruned
+    shared = share_weights(model, {"fc1": 3, "fc2": 5})  # fc3 not shared
+    kept1 = int(model.masks["fc1.weight"].sum())
+    kept2 = int(model.masks["fc2.weight"].sum())
+    n_bar = max(kept1 / 8, kept2 / 32)  # pruned weights are in no cluster
+    assert centroid_lr(shared) == pytest.approx(1 / n_bar)
+    assert centroid_lr(shared, 0.5) == pytest.approx(0.5 / n_bar)
+    # fewer bits -> bigger clusters -> a smaller rate
+    assert centroid_lr(share_weights(model, 2)) < centroid_lr(share_weights(model, 4))
+    with pytest.raises(ValueError, match="no weight-shared layer"):
+        centroid_lr(model)
+    with pytest.raises(ValueError, match="scale"):
+        centroid_lr(shared, 0.0)
+    with pytest.raises(TypeError, match="model"):
+        centroid_lr(shared.params)

@@ -33,6 +33,7 @@ cluster_weights  k-means of one weight tensor -> (codebook, indices)
 reconstruct      codebook[indices] (0 where pruned)
 WeightSharing    the weight transform for centroid fine-tuning
 share_weights    a copy of a model with shared weights and the transforms set
+centroid_lr      an SGD learning rate for centroid fine-tuning, from the cluster sizes
 """
 
 from __future__ import annotations
@@ -43,10 +44,10 @@ from tinyprune.common.kmeans import kmeans
 from tinyprune.nn.layers import Conv2d, Linear
 from tinyprune.nn.model import Sequential
 from tinyprune.nn.transforms import WeightTransform, register_transform
-from tinyprune.nn.validation import as_generator, check_float_array, check_int
+from tinyprune.nn.validation import as_generator, check_float_array, check_int, check_real
 
-__all__ = ["INITS", "WeightSharing", "cluster_weights", "init_centroids", "reconstruct",
-           "share_weights"]
+__all__ = ["INITS", "WeightSharing", "centroid_lr", "cluster_weights", "init_centroids",
+           "reconstruct", "share_weights"]
 
 #: The initialisations of :func:`init_centroids`.
 INITS = ("linear", "density", "random", "kmeans++")
@@ -327,3 +328,48 @@ def share_weights(model, bits, *, init="linear", rng=None, layers=None, max_iter
         new.set_param(name, reconstruct(codebook, indices))
         new.set_transform(name, WeightSharing(indices))
     return new
+
+
+def centroid_lr(model, scale=1.0) -> float:
+    r"""An SGD learning rate for centroid fine-tuning that scales with the cluster sizes:
+    :math:`\eta = \text{scale} / \bar n`, :math:`\bar n` the largest mean cluster size
+    (kept weights per centroid) over the model's :class:`WeightSharing` weights.
+
+    A centroid's gradient is the *sum* of its cluster's :math:`n_k` weight gradients (Han et
+    al. 2016, sec. 3.3), so the same learning rate moves a centroid of a big cluster much
+    further: with a fixed rate, fewer bits (bigger clusters) or a bigger layer diverge. Scaling
+    the rate by :math:`1 / \bar n` keeps the gradient the sum (the centroid update is still
+    Han's) and makes its size independent of the clustering. Measured on LeNet-300-100
+    (SGD, momentum 0.9, batch 64, Fashion-MNIST): with ``scale = 1`` fine-tuning at 2 to 6 bits
+    never diverged and improved the shared model, while 1e-3 diverged at 2-3 bits (and at 5 bits
+    on a model trained 10 epochs); divergence began at about ``scale`` 5 to 15. Adam does not
+    need this (its steps do not scale with the gradient).
+
+    Parameters
+    ----------
+    model : Sequential
+        With at least one :class:`WeightSharing` transform (:func:`share_weights`).
+    scale : float, ``> 0``
+        :math:`\eta \bar n`.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> from tinyprune.nn import lenet_300_100
+    >>> shared = share_weights(lenet_300_100(seed=0), 3)  # fc1: 235,200 weights, 8 clusters
+    >>> centroid_lr(shared) == 8 / 235200
+    True
+    """
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model: expected a Sequential, got {type(model).__name__}")
+    scale = check_real(scale, "scale", minimum=0.0, exclusive_minimum=True)
+    sizes = [np.count_nonzero(t.indices >= 0) / t.n_clusters
+             for t in model.transforms.values()
+             if isinstance(t, WeightSharing) and t.n_clusters > 0]
+    if not sizes:
+        raise ValueError(f"model: no weight-shared layer (WeightSharing transform); transforms: "
+                         f"{sorted(model.transforms)}")
+    return float(scale / max(sizes))
