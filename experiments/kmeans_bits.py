@@ -67,7 +67,7 @@ def main():
     args = parse_args(__doc__)
     data = load(args.quick)
     x_te, y_te = data[4], data[5]
-    epochs, ft_epochs = (3, 1) if args.quick else (10, 2)
+    epochs, ft_epochs = (3, 1) if args.quick else (10, 1)
     bits_list = (HAN_BITS, 2) if args.quick else BITS
     factors = (1.0,) if args.quick else LR_FACTORS
     float_lrs = (LR / 100,) if args.quick else FLOAT_LRS

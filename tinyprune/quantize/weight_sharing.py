@@ -239,6 +239,8 @@ class WeightSharing(WeightTransform):
             raise ValueError(f"indices: every cluster 0..{self.n_clusters - 1} needs a weight; "
                              f"missing {sorted(set(range(self.n_clusters)) - set(clusters))}")
         self._first = kept[first]  # (k,) flat position of each cluster's first weight
+        self._kept = kept  # (n_kept,) flat positions of the kept weights
+        self._kept_idx = flat[kept]  # (n_kept,) their clusters
 
     def codebook(self, w) -> np.ndarray:
         """The centroids ``c`` (``(k,)``, dtype of ``w``) held by the stored weight ``w``."""
@@ -252,18 +254,16 @@ class WeightSharing(WeightTransform):
     def forward(self, w):
         self._check(w, "w")
         c = self.codebook(w)  # (k,)
-        kept = self.indices >= 0
-        w_eff = np.zeros_like(w)
-        w_eff[kept] = c[self.indices[kept]]
+        w_eff = np.zeros(w.shape, dtype=w.dtype)  # C order: ravel() is a view
+        w_eff.ravel()[self._kept] = c[self._kept_idx]  # codebook[indices], 0 where pruned
         return w_eff, None
 
     def backward(self, dw_eff, cache):
         self._check(dw_eff, "dw_eff")
-        kept = self.indices >= 0
-        g = np.bincount(self.indices[kept], weights=dw_eff[kept],
+        g = np.bincount(self._kept_idx, weights=dw_eff.ravel()[self._kept],
                         minlength=self.n_clusters)  # (k,) sum of the cluster's gradients
-        dw = np.zeros_like(dw_eff)
-        dw[kept] = g[self.indices[kept]]  # every copy gets its centroid's gradient
+        dw = np.zeros(dw_eff.shape, dtype=dw_eff.dtype)
+        dw.ravel()[self._kept] = g[self._kept_idx]  # every copy gets its centroid's gradient
         return dw
 
     def arrays(self):
