@@ -183,9 +183,11 @@ def test_weight_sharing_forward_backward_by_hand():
     np.testing.assert_array_equal(t.codebook(w), [0.5, -2.0])
     w_eff, cache = t.forward(w)
     np.testing.assert_array_equal(w_eff, w)
+    np.testing.assert_array_equal(t.forward(np.asfortranarray(w))[0], w)  # any memory order
     g = np.array([[1.0, 2.0, 7.0], [3.0, 4.0, 5.0]])
     # cluster 0: 1 + 4 = 5; cluster 1: 2 + 3 + 5 = 10; pruned: 0
     np.testing.assert_array_equal(t.backward(g, cache), [[5.0, 10.0, 0.0], [10.0, 5.0, 10.0]])
+    np.testing.assert_array_equal(t.backward(np.asfortranarray(g), cache), t.backward(g, cache))
     clone = transform_from_spec(t.spec(), t.arrays())
     assert isinstance(clone, WeightSharing)
     np.testing.assert_array_equal(clone.indices, idx)
