@@ -24,7 +24,8 @@ its cluster's centroid, so the layer stores a *codebook* of :math:`k` floats plu
   over its cluster). One SGD step on the stored weights is then exactly the centroid update
   :math:`c_k \leftarrow c_k - \eta \sum_{i: I_i = k} \partial L / \partial W_i` applied to every
   copy, and the copies stay equal under momentum, weight decay and Adam (same value, same
-  gradient, same state).
+  gradient, same state). Since the gradient is a sum over the cluster, a good SGD learning rate
+  shrinks as the clusters grow: :func:`centroid_lr` gives ``1 / (largest mean cluster size)``.
 
 Functions
 ---------
