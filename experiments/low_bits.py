@@ -41,7 +41,9 @@ from tinyprune.quantize import FreezeObservers, calibrate, prepare_qat
 BITS = (8, 6, 5, 4, 3, 2)
 SCHEMES = {"per-tensor": False, "per-channel": True}
 N_CAL = 2048
-QAT_LRS = (LR / 5, LR / 50, LR / 500)  # 0.01, 0.001, 0.0001
+# 0.01, 0.001 (a first full run also tried 0.0001: never chosen on validation, so dropping it
+# changes no figure and saves a third of the time)
+QAT_LRS = (LR / 5, LR / 50)
 # model -> (builder, cache tag, dense epochs, dense lr, QAT epochs)
 MODELS = {"lenet300": (lenet_300_100, "lenet300", 10, LR, 2),
           "lenet5": (lenet5, "lenet5", 4, 0.02, 1)}
