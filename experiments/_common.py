@@ -103,16 +103,22 @@ def pm(s: dict) -> str:
     return f"{s['mean']:.4f} ± {s['std']:.4f}"
 
 
-def finish(args, name, claim, target, measured, met, summary):
-    """Print the JSON object (and a readable line); full runs write the RESULTS.md row."""
+def finish(args, name, claim, target, measured, met, summary, sections=None):
+    """Print the JSON object (and a readable line); full runs write the RESULTS.md row and the
+    ``sections`` (``{title: markdown}``, each its own ``## title`` section, see
+    :func:`write_section`); ``--quick`` runs print the sections' markdown on stderr instead."""
     out = {"experiment": name, "claim": claim, "target": target, "measured": measured,
            "met": bool(met), "quick": bool(args.quick), "seeds": list(args.seeds),
            "seconds": round(time.perf_counter() - args.t_start, 1)}
     if not args.json:
         print(f"{name}: {'MET' if met else 'NOT MET'} -- {summary}", file=sys.stderr)
+        for title, markdown in (sections or {}).items():
+            print(f"\n## {title}\n\n{markdown.strip()}\n", file=sys.stderr)
     print(json.dumps(out, indent=None if args.json else 2, default=float))
     if not args.quick and not args.no_write:
         write_row(name, claim, target, summary, met, args.seeds, out["seconds"])
+        for title, markdown in (sections or {}).items():
+            write_section(title, markdown)
     return out
 
 
@@ -127,16 +133,44 @@ test accuracies, mean ± std over the listed seeds. Re-run one with `python expe
 """
 
 
-def write_row(name, claim, target, summary, met, seeds, seconds):
-    text = RESULTS.read_text() if RESULTS.exists() else HEADER
+def _split(text):
+    """``(head, sections)``: the text before the first ``## `` heading (the title and the table
+    of rows) and the rest."""
+    m = re.search(r"^## ", text, re.M)
+    return (text, "") if m is None else (text[:m.start()], text[m.start():])
+
+
+def write_row(name, claim, target, summary, met, seeds, seconds, path=None):
+    """Create or replace the row of ``name`` in the table of RESULTS.md (``path``); the table
+    stays above the sections (:func:`write_section`)."""
+    path = RESULTS if path is None else Path(path)
+    text = path.read_text() if path.exists() else HEADER
+    head, rest = _split(text)
     cells = [f"`{name}`", claim, target, summary, "yes" if met else "**no**",
              " ".join(map(str, seeds)), f"{seconds / 60:.1f} min",
              datetime.date.today().isoformat()]
     row = "| " + " | ".join(c.replace("|", "/").replace("\n", " ") for c in cells) + " |"
     pattern = re.compile(rf"^\| `{re.escape(name)}` \|.*$", re.M)
-    text = pattern.sub(lambda _: row, text) if pattern.search(text) else \
-        text.rstrip("\n") + "\n" + row + "\n"
-    RESULTS.write_text(text)
+    head = (pattern.sub(lambda _: row, head) if pattern.search(head) else
+            head.rstrip("\n") + "\n" + row).rstrip("\n") + "\n"
+    path.write_text(head + ("\n" + rest if rest else ""))
+
+
+def write_section(title, markdown, path=None):
+    """Create or replace the section ``## title`` of RESULTS.md (``path``): everything from its
+    heading to the next ``## `` heading (or the end) becomes ``markdown``; new sections go at the
+    end, after the table of rows. Idempotent: writing the same section twice changes nothing."""
+    path = RESULTS if path is None else Path(path)
+    if "\n" in title or not title.strip():
+        raise ValueError(f"title: expected one non-empty line, got {title!r}")
+    text = path.read_text() if path.exists() else HEADER
+    block = f"## {title}\n\n{markdown.strip()}\n"
+    pattern = re.compile(rf"^## {re.escape(title)}[ \t]*\n.*?(?=^## |\Z)", re.M | re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block + "\n", text, count=1).rstrip("\n") + "\n"
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    path.write_text(text)
 
 
 def weight_names(model):

@@ -10,8 +10,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ["retrain_matters", "han_12x", "agp_vs_oneshot", "lottery", "filter_ordering",
-           "sensitivity_first_layer", "int8_ptq",
-           "deep_compression"]
+           "sensitivity_first_layer", "int8_ptq", "deep_compression", "low_bits",
+           "kmeans_bits"]
 
 
 @pytest.mark.slow
@@ -29,3 +29,28 @@ def test_quick_run_prints_the_contract(name):
     assert isinstance(out["claim"], str) and isinstance(out["target"], str)
     assert isinstance(out["measured"], dict) and out["measured"]
     assert isinstance(out["met"], bool)
+
+
+def test_results_rows_and_sections_are_replaced_in_place(tmp_path):
+    sys.path.insert(0, str(ROOT / "experiments"))
+    try:
+        import _common
+    finally:
+        sys.path.remove(str(ROOT / "experiments"))
+    path = tmp_path / "RESULTS.md"
+    _common.write_row("a", "claim a", "t", "s1", True, [0], 60, path=path)
+    _common.write_section("a: table", "| x |\n|---|\n| 1 |", path=path)
+    _common.write_section("b: notes", "first", path=path)
+    once = path.read_text()
+    _common.write_section("a: table", "| x |\n|---|\n| 1 |", path=path)
+    assert path.read_text() == once  # idempotent
+    _common.write_section("a: table", "| x |\n|---|\n| 2 |", path=path)  # replaced in place
+    _common.write_row("b", "claim b | pipe", "t", "s", False, [0, 1], 90, path=path)  # new row
+    _common.write_row("a", "claim a", "t", "s2", True, [0], 60, path=path)  # replaced row
+    text = path.read_text()
+    assert text.startswith(_common.HEADER)
+    table, sections = text.split("\n## ", 1)
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    assert [r.split(" | ")[0] for r in rows] == ["| `a`", "| `b`"]  # rows stay above sections
+    assert "s2" in rows[0] and "s1" not in text and "claim b / pipe" in rows[1]
+    assert sections == "a: table\n\n| x |\n|---|\n| 2 |\n\n## b: notes\n\nfirst\n"

@@ -1,6 +1,8 @@
 """Deep Compression end to end (tinyprune.pipeline) and the pieces it needed: baking weight
 transforms, a codebook code reserved for the filler zero, the file refusing transforms."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -178,3 +180,26 @@ def test_save_compressed_refuses_weight_transforms(tmp_path):
     save_compressed(path, bake_transforms(model))
     np.testing.assert_array_equal(load_compressed(path).params["fc1.weight"],
                                   model["fc1"].effective_param("weight"))
+
+
+def test_centroid_fine_tuning_defaults_to_centroid_lr(data, tmp_path, monkeypatch):
+    import tinyprune.pipeline as pipeline
+
+    seen = []
+
+    def spy(model, scale=1.0):
+        seen.append(pipeline_centroid_lr(model, scale))
+        return seen[-1]
+
+    pipeline_centroid_lr = pipeline.centroid_lr
+    monkeypatch.setattr(pipeline, "centroid_lr", spy)
+    small = SimpleNamespace(x_train=data.x_train[:256], y_train=data.y_train[:256],
+                            x_test=data.x_test[:200], y_test=data.y_test[:200])
+    path = tmp_path / "m.tpz"
+    deep_compress(lenet_300_100(seed=0), small, path, prune_rounds=1, share_epochs=1)
+    assert len(seen) == 1 and 0 < seen[0] < 1e-3  # 1 / (kept weights per centroid of fc1)
+    assert read_header(path)["metadata"]["deep_compression"]["share_lr"] == seen[0]
+    deep_compress(lenet_300_100(seed=0), small, path, prune_rounds=1, share_epochs=1,
+                  share_lr=5e-4)
+    assert len(seen) == 1  # an explicit rate is used as given
+    assert read_header(path)["metadata"]["deep_compression"]["share_lr"] == 5e-4

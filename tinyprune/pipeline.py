@@ -39,7 +39,7 @@ from .nn.train import evaluate, fit
 from .nn.transforms import bake_transforms
 from .nn.validation import check_int
 from .prune import Iterative
-from .quantize import share_weights
+from .quantize import centroid_lr, share_weights
 from .size import (
     best_index_bits,
     format_storage_stages,
@@ -202,7 +202,7 @@ def _acc(model, data) -> float:
 
 def deep_compress(model, data, path, *, train_epochs=0, sparsity=None, prune_rounds=3,
                   epochs_per_round=1, share_bits=SHARE_BITS, share_epochs=1, index_bits=None,
-                  lr=0.05, prune_lr=None, share_lr=1e-3, batch_size=64, seed=0, huffman=True,
+                  lr=0.05, prune_lr=None, share_lr=None, batch_size=64, seed=0, huffman=True,
                   metadata=None, progress=False) -> DeepCompressionResult:
     r"""Deep Compression's pipeline (see the module docstring), the file written to ``path``.
 
@@ -212,7 +212,8 @@ def deep_compress(model, data, path, *, train_epochs=0, sparsity=None, prune_rou
        (:class:`~tinyprune.prune.Iterative`: the same fraction of the remaining weights per round);
     3. share the weights by k-means (``share_bits``: conv 8, fc 5; pruned weights stay 0; one code
        kept for the filler zero, ``reserve_zero``), then ``share_epochs`` epochs of centroid
-       fine-tuning at ``share_lr`` (a centroid's gradient sums its cluster's);
+       fine-tuning at ``share_lr`` (a centroid's gradient sums its cluster's, so the default
+       rate is :func:`tinyprune.quantize.centroid_lr`: 1 / the largest mean cluster size);
     4. write the compressed file (relative CSR with ``index_bits``, codebooks, Huffman coding),
        read it back and evaluate the model from the file.
 
@@ -237,7 +238,8 @@ def deep_compress(model, data, path, *, train_epochs=0, sparsity=None, prune_rou
         Bits per relative index: None for the paper's (conv 8, fc 5); ``"auto"`` for the width
         that makes each weight's part of the file smallest (:func:`tinyprune.size.best_index_bits`).
     lr, prune_lr, share_lr : float > 0
-        Learning rates (``prune_lr`` default ``lr / 10``).
+        Learning rates (``prune_lr`` default ``lr / 10``; ``share_lr`` default
+        ``centroid_lr(shared)``).
     batch_size : int >= 1
     seed : int
         Seeds the data order of each stage and the k-means.
@@ -276,7 +278,7 @@ def deep_compress(model, data, path, *, train_epochs=0, sparsity=None, prune_rou
     seed = check_int(seed, "seed", minimum=0)
     lr = _check_rate(lr, "lr")
     prune_lr = lr / 10 if prune_lr is None else _check_rate(prune_lr, "prune_lr")
-    share_lr = _check_rate(share_lr, "share_lr")
+    share_lr = None if share_lr is None else _check_rate(share_lr, "share_lr")
     if sparsity is None:
         sparsity = han_sparsities(model)
     if not isinstance(sparsity, dict):
@@ -321,6 +323,8 @@ def deep_compress(model, data, path, *, train_epochs=0, sparsity=None, prune_rou
     shared = share_weights(m, bits, init="linear", rng=seed, reserve_zero=True)
     acc["shared"] = _acc(shared, data)
     acc["finetuned"] = None
+    if share_lr is None:
+        share_lr = centroid_lr(shared)
     if share_epochs:
         _fit(shared, data, share_epochs, share_lr, batch_size, seed + 2, progress)
         acc["finetuned"] = _acc(shared, data)

@@ -26,7 +26,6 @@ from .common import (
     positive_float,
     show_pair,
 )
-from .quantize import KMEANS_LR
 
 PIPELINE_DEFAULTS = {"model": "lenet5", "epochs": 8, "prune_rounds": 3, "epochs_per_round": 4,
                      "share_epochs": 3, "batch_size": 64, "lr": 0.02}
@@ -71,7 +70,7 @@ def cmd_pipeline(args) -> int:
                               epochs_per_round=args.epochs_per_round, share_bits=share_bits,
                               share_epochs=args.share_epochs,
                               index_bits=_index_bits(args.index_bits, model), lr=args.lr,
-                              share_lr=KMEANS_LR, batch_size=args.batch_size, seed=args.seed,
+                              batch_size=args.batch_size, seed=args.seed,
                               huffman=args.huffman, metadata=meta,
                               progress=args.progress and not args.json)
     except TrainingDivergedError as exc:
@@ -136,8 +135,9 @@ def register(add) -> None:
     p.add_argument("--huffman", action=argparse.BooleanOptionalAction, default=True,
                    help="Huffman-code the index streams (--no-huffman: bit-packed)")
     p.add_argument("--lr", type=positive_float, default=PIPELINE_DEFAULTS["lr"],
-                   help=f"learning rate of dense training (SGD, momentum 0.9); pruning "
-                        f"fine-tunes at lr/10, centroids at {KMEANS_LR}")
+                   help="learning rate of dense training (SGD, momentum 0.9); pruning "
+                        "fine-tunes at lr/10, centroids at 1 / (largest mean cluster size), "
+                        "tinyprune.quantize.centroid_lr")
     p.add_argument("--batch-size", type=int_at_least(1),
                    default=PIPELINE_DEFAULTS["batch_size"], help="mini-batch size")
     p.add_argument("--seed", type=int_at_least(0), default=0,

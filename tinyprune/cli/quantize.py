@@ -19,6 +19,7 @@ from ..quantize import (
     FakeQuantize,
     FreezeObservers,
     calibrate,
+    centroid_lr,
     convert,
     prepare_qat,
     share_weights,
@@ -55,10 +56,16 @@ AFFINE_ONLY = (("--per-channel/--no-per-channel", "per_channel"),
                ("--symmetric/--no-symmetric", "symmetric"),
                ("--calibration-batches", "calibration_batches"))
 KMEANS_ONLY = (("--init", "init"),)
-KMEANS_LR = 1e-3
-"""Default learning rate of centroid fine-tuning (sgd and adam): a centroid's gradient is the sum
-of its cluster's (Han et al. 2016, sec. 3.3), thousands of weights, so the training default would
-destroy the codebook (measured: 0.01 took LeNet-300-100 from 79% to 54% in one epoch)."""
+KMEANS_LR_SCALE = 1.0
+"""Default SGD learning rate of centroid fine-tuning: ``KMEANS_LR_SCALE / n``, ``n`` the largest
+mean cluster size (kept weights per centroid) of the shared layers
+(:func:`~tinyprune.quantize.centroid_lr`). A centroid's gradient is the sum of its cluster's
+(Han et al. 2016, sec. 3.3), so a fixed rate diverges once the clusters are big: 1e-3 did at 2-3
+bits on LeNet-300-100 (fc1: 29,400 weights per centroid at 3 bits), and the training default
+0.05 destroys the codebook at any bit width."""
+KMEANS_ADAM_LR = 1e-3
+"""Default Adam learning rate of centroid fine-tuning (Adam's step does not grow with the
+gradient, so the cluster size does not matter)."""
 
 
 def is_affine_quantized(model) -> bool:
@@ -113,11 +120,13 @@ def _kmeans(args, model, data):
               "codebook_sizes": {n: int(t.n_clusters) for n, t in shared.transforms.items()}}
     if args.qat_epochs > 0:
         if args.lr is None:
-            args.lr = KMEANS_LR
+            args.lr = (KMEANS_ADAM_LR if args.optimizer == "adam"
+                       else centroid_lr(shared, KMEANS_LR_SCALE))
         fit_model(args, shared, data, args.qat_epochs)
         result["accuracy_finetuned"] = accuracy(shared, data)
     info = {"method": "kmeans", "bits": bits, "init": args.init,
-            "finetune_epochs": args.qat_epochs}
+            "finetune_epochs": args.qat_epochs,
+            "finetune_lr": args.lr if args.qat_epochs > 0 else None}
     return shared, result, info
 
 
@@ -160,7 +169,8 @@ def cmd_quantize(args) -> int:
                  f"accuracy shared           {result['accuracy_shared']:.2%}"]
         if result["accuracy_finetuned"] is not None:
             lines.append(f"accuracy after fine-tune  {result['accuracy_finetuned']:.2%} "
-                         f"({args.qat_epochs} epoch(s) of centroid updates)")
+                         f"({args.qat_epochs} epoch(s) of centroid updates, {args.optimizer} "
+                         f"lr {args.lr:.3g})")
     lines.append(f"saved {args.out}")
     emit(args, payload, "\n".join(lines))
     return 0
@@ -225,7 +235,8 @@ def register(add) -> None:
                    help="epochs of training with the quantizer in the loop (affine: QAT; "
                         "kmeans: centroid fine-tuning); 0: none")
     q.add_argument("--out", required=True, help="where to save the quantized checkpoint (.npz)")
-    add_common_options(q, train=True, lr_note=f"; kmeans: {KMEANS_LR} for both, as a centroid's "
-                                              f"gradient sums its cluster's")
+    add_common_options(q, train=True, lr_note=f"; kmeans: sgd {KMEANS_LR_SCALE:g} / (largest mean "
+                                              f"cluster size), as a centroid's gradient sums its "
+                                              f"cluster's; adam {KMEANS_ADAM_LR:g}")
     q.set_defaults(dataset=None, func=cmd_quantize)
 

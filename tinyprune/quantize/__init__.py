@@ -11,7 +11,7 @@ Lecture / paper -> module -> functions:
   :mod:`.qat` (:func:`prepare_qat`, :func:`calibrate` for post-training quantization);
 * k-means weight sharing, codebook + indices, centroid fine-tuning (Han et al. 2016, sec. 3):
   :mod:`.weight_sharing` (:func:`cluster_weights`, :func:`share_weights`,
-  :class:`WeightSharing`);
+  :class:`WeightSharing`, :func:`centroid_lr`);
 * integer-only inference (Jacob et al. 2018, sec. 2.2-2.4): :mod:`.fixed_point` (gemmlowp's
   fixed-point requantization, :func:`quantize_multiplier`) and :mod:`.integer`
   (:func:`convert` a float model into an :class:`IntegerModel`; :func:`simulate`).
@@ -43,6 +43,7 @@ from .qat import FreezeObservers, calibrate, freeze_, prepare_qat
 from .weight_sharing import (
     INITS,
     WeightSharing,
+    centroid_lr,
     cluster_weights,
     init_centroids,
     reconstruct,
@@ -52,7 +53,7 @@ from .weight_sharing import (
 __all__ = [
     "ActFakeQuant", "EMAMinMaxObserver", "FakeQuantize", "FreezeObservers", "INITS", "IntegerModel",
     "MinMaxObserver", "Observer", "PercentileObserver", "SUPPORTED_BITS", "WeightSharing",
-    "calibrate", "cluster_weights", "convert", "dequantize", "fake_quantize",
+    "calibrate", "centroid_lr", "cluster_weights", "convert", "dequantize", "fake_quantize",
     "fake_quantize_backward", "fake_quantize_forward", "freeze_", "init_centroids", "int_dtype",
     "make_observer", "multiply_by_quantized_multiplier", "observer_from_spec", "prepare_qat",
     "qparams_from_range", "qrange", "quantize", "quantize_multiplier", "reconstruct",

@@ -24,7 +24,8 @@ its cluster's centroid, so the layer stores a *codebook* of :math:`k` floats plu
   over its cluster). One SGD step on the stored weights is then exactly the centroid update
   :math:`c_k \leftarrow c_k - \eta \sum_{i: I_i = k} \partial L / \partial W_i` applied to every
   copy, and the copies stay equal under momentum, weight decay and Adam (same value, same
-  gradient, same state).
+  gradient, same state). Since the gradient is a sum over the cluster, a good SGD learning rate
+  shrinks as the clusters grow: :func:`centroid_lr` gives ``1 / (largest mean cluster size)``.
 
 Functions
 ---------
@@ -33,6 +34,7 @@ cluster_weights  k-means of one weight tensor -> (codebook, indices)
 reconstruct      codebook[indices] (0 where pruned)
 WeightSharing    the weight transform for centroid fine-tuning
 share_weights    a copy of a model with shared weights and the transforms set
+centroid_lr      an SGD learning rate for centroid fine-tuning, from the cluster sizes
 """
 
 from __future__ import annotations
@@ -43,10 +45,10 @@ from tinyprune.common.kmeans import kmeans
 from tinyprune.nn.layers import Conv2d, Linear
 from tinyprune.nn.model import Sequential
 from tinyprune.nn.transforms import WeightTransform, register_transform
-from tinyprune.nn.validation import as_generator, check_float_array, check_int
+from tinyprune.nn.validation import as_generator, check_float_array, check_int, check_real
 
-__all__ = ["INITS", "WeightSharing", "cluster_weights", "init_centroids", "reconstruct",
-           "share_weights"]
+__all__ = ["INITS", "WeightSharing", "centroid_lr", "cluster_weights", "init_centroids",
+           "reconstruct", "share_weights"]
 
 #: The initialisations of :func:`init_centroids`.
 INITS = ("linear", "density", "random", "kmeans++")
@@ -248,6 +250,8 @@ class WeightSharing(WeightTransform):
             raise ValueError(f"indices: every cluster 0..{self.n_clusters - 1} needs a weight; "
                              f"missing {sorted(set(range(self.n_clusters)) - set(clusters))}")
         self._first = kept[first]  # (k,) flat position of each cluster's first weight
+        self._kept = kept  # (n_kept,) flat positions of the kept weights
+        self._kept_idx = flat[kept]  # (n_kept,) their clusters
 
     def codebook(self, w) -> np.ndarray:
         """The centroids ``c`` (``(k,)``, dtype of ``w``) held by the stored weight ``w``."""
@@ -261,18 +265,16 @@ class WeightSharing(WeightTransform):
     def forward(self, w):
         self._check(w, "w")
         c = self.codebook(w)  # (k,)
-        kept = self.indices >= 0
-        w_eff = np.zeros_like(w)
-        w_eff[kept] = c[self.indices[kept]]
+        w_eff = np.zeros(w.shape, dtype=w.dtype)  # C order: ravel() is a view
+        w_eff.ravel()[self._kept] = c[self._kept_idx]  # codebook[indices], 0 where pruned
         return w_eff, None
 
     def backward(self, dw_eff, cache):
         self._check(dw_eff, "dw_eff")
-        kept = self.indices >= 0
-        g = np.bincount(self.indices[kept], weights=dw_eff[kept],
+        g = np.bincount(self._kept_idx, weights=dw_eff.ravel()[self._kept],
                         minlength=self.n_clusters)  # (k,) sum of the cluster's gradients
-        dw = np.zeros_like(dw_eff)
-        dw[kept] = g[self.indices[kept]]  # every copy gets its centroid's gradient
+        dw = np.zeros(dw_eff.shape, dtype=dw_eff.dtype)
+        dw.ravel()[self._kept] = g[self._kept_idx]  # every copy gets its centroid's gradient
         return dw
 
     def arrays(self):
@@ -342,3 +344,48 @@ def share_weights(model, bits, *, init="linear", rng=None, layers=None, max_iter
         new.set_param(name, reconstruct(codebook, indices))
         new.set_transform(name, WeightSharing(indices))
     return new
+
+
+def centroid_lr(model, scale=1.0) -> float:
+    r"""An SGD learning rate for centroid fine-tuning that scales with the cluster sizes:
+    :math:`\eta = \text{scale} / \bar n`, :math:`\bar n` the largest mean cluster size
+    (kept weights per centroid) over the model's :class:`WeightSharing` weights.
+
+    A centroid's gradient is the *sum* of its cluster's :math:`n_k` weight gradients (Han et
+    al. 2016, sec. 3.3), so the same learning rate moves a centroid of a big cluster much
+    further: with a fixed rate, fewer bits (bigger clusters) or a bigger layer diverge. Scaling
+    the rate by :math:`1 / \bar n` keeps the gradient the sum (the centroid update is still
+    Han's) and makes its size independent of the clustering. Measured on LeNet-300-100
+    (SGD, momentum 0.9, batch 64, Fashion-MNIST): with ``scale = 1`` fine-tuning at 2 to 6 bits
+    never diverged and improved the shared model, while 1e-3 diverged at 2-3 bits (and at 5 bits
+    on a model trained 10 epochs); divergence began at about ``scale`` 5 to 15. Adam does not
+    need this (its steps do not scale with the gradient).
+
+    Parameters
+    ----------
+    model : Sequential
+        With at least one :class:`WeightSharing` transform (:func:`share_weights`).
+    scale : float, ``> 0``
+        :math:`\eta \bar n`.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> from tinyprune.nn import lenet_300_100
+    >>> shared = share_weights(lenet_300_100(seed=0), 3)  # fc1: 235,200 weights, 8 clusters
+    >>> centroid_lr(shared) == 8 / 235200
+    True
+    """
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model: expected a Sequential, got {type(model).__name__}")
+    scale = check_real(scale, "scale", minimum=0.0, exclusive_minimum=True)
+    sizes = [np.count_nonzero(t.indices >= 0) / t.n_clusters
+             for t in model.transforms.values()
+             if isinstance(t, WeightSharing) and t.n_clusters > 0]
+    if not sizes:
+        raise ValueError(f"model: no weight-shared layer (WeightSharing transform); transforms: "
+                         f"{sorted(model.transforms)}")
+    return float(scale / max(sizes))
