@@ -38,6 +38,7 @@ from tinyprune.lowrank import factorize_model
 from tinyprune.nn import Flatten, Linear, ReLU, Sequential, lenet_300_100
 from tinyprune.nn.optim import SGD, Adam
 from tinyprune.nn.train import evaluate, fit
+from tinyprune.nn.transforms import bake_transforms
 from tinyprune.prune import prune_model
 from tinyprune.prune.masked import set_masks_
 from tinyprune.quantize import FreezeObservers, calibrate, prepare_qat, share_weights
@@ -190,18 +191,6 @@ for hidden in (100, 32, 8):
 # * **distillation + quantization**: the 32-unit student quantized to 8 bits (PTQ).
 
 # %%
-def plain_weights(model):
-    """A copy whose weights are the effective ones (weight-sharing transforms applied, then
-    removed): what a compressed file stores."""
-    new = model.copy()
-    for layer in new.layers.values():
-        for pname in list(layer.transforms):
-            effective = layer.effective_param(pname).copy()
-            layer.set_transform(pname, None)
-            layer.params[pname][...] = effective
-    return new
-
-
 folder = tempfile.mkdtemp()
 for keep, bits in (((0.92, 0.91, 0.74), 5), ((0.96, 0.95, 0.8), 3)):
     dc = net.copy()
@@ -211,7 +200,7 @@ for keep, bits in (((0.92, 0.91, 0.74), 5), ((0.96, 0.95, 0.8), 3)):
     dc = share_weights(dc, bits)
     fit(dc, X, y, optimizer=Adam(dc.params, lr=1e-3), epochs=1, rng=1, progress=False)
     path = os.path.join(folder, f"deep_compression_{bits}.tpz")
-    save_compressed(path, plain_weights(dc))
+    save_compressed(path, bake_transforms(dc))
     add(f"{keep[0]:.0%}, {bits}b", "Deep Compression",
         os.path.getsize(path), dc)
 

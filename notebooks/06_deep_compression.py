@@ -25,6 +25,7 @@ from tinyprune.datasets import load_dataset
 from tinyprune.nn import lenet_300_100
 from tinyprune.nn.optim import SGD, Adam
 from tinyprune.nn.train import evaluate, fit
+from tinyprune.nn.transforms import bake_transforms
 from tinyprune.prune import prune_model
 from tinyprune.prune.masked import set_masks_
 from tinyprune.quantize import share_weights
@@ -189,18 +190,7 @@ plt.show()
 # every weight by what its layer computes with and drop the transforms.
 
 # %%
-def plain_weights(model):
-    """A copy whose weights are the effective ones (transforms applied, then removed)."""
-    new = model.copy()
-    for layer in new.layers.values():
-        for pname in list(layer.transforms):
-            effective = layer.effective_param(pname).copy()
-            layer.set_transform(pname, None)
-            layer.params[pname][...] = effective
-    return new
-
-
-final = plain_weights(shared)
+final = bake_transforms(shared)
 stages = model_storage_stages(final)
 total = stages["total"]
 for name, r in stages["layers"].items():
