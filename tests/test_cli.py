@@ -232,6 +232,7 @@ BAD_ARGUMENTS = [
     (QUANT + ["--calibration-batches", "0"], "--calibration-batches"),
     (QUANT + ["--qat-epochs", "-1"], "--qat-epochs"),
     (QUANT + ["--init", "random"], "--init"),  # kmeans only
+    (QUANT + ["--reserve-zero"], "--reserve-zero"),  # kmeans only
     (KMEANS + ["--init", "uniform"], "--init"),
     (KMEANS + ["--per-channel"], "--per-channel"),  # affine only
     (KMEANS + ["--no-symmetric"], "--symmetric"),
@@ -628,6 +629,26 @@ def test_quantize_kmeans_3bit_finetune_default_lr_does_not_lose_accuracy(tmp_pat
     res = json.loads(out)
     assert code == 0 and res["quantized"]["finetune_lr"] == pytest.approx(8 / (784 * 300))
     assert res["accuracy_finetuned"] >= res["accuracy_shared"]
+
+
+@pytest.mark.parametrize("reserve, bits, k", [(True, 5, 32), (False, 6, 33)])
+def test_quantize_kmeans_reserve_zero_keeps_the_filler_zero_in_the_index_width(
+        trained, tmp_path, capsys, reserve, bits, k):
+    # density init uses all 2^5 codes; the filler zeros of the file need one more code unless
+    # --reserve-zero kept one for them
+    pruned = tmp_path / "p.npz"
+    assert main(["prune", str(trained), "--criterion", "magnitude", "--sparsity", "0.9",
+                 "--finetune-epochs", "0", "--out", str(pruned), "--json"]) == 0
+    capsys.readouterr()
+    flag = "--reserve-zero" if reserve else "--no-reserve-zero"
+    shared, tpz = tmp_path / "k.npz", tmp_path / "k.tpz"
+    assert main(["quantize", str(pruned), "--method", "kmeans", "--bits", "5", "--init",
+                 "density", flag, "--out", str(shared), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["quantized"]["reserve_zero"] is reserve
+    code, out, _ = run(capsys, "compress", str(shared), "--out", str(tpz), "--json")
+    layers = json.loads(out)["storage"]["layers"]
+    assert code == 0 and {(r["weight_bits"], r["codebook_size"]) for r in layers.values()} == \
+        {(bits, k)}
 
 
 # ------------------------------------------------------------------------ compress, --storage

@@ -49,13 +49,13 @@ from .common import (
 CALIBRATION_BATCH = 256
 """Images per calibration batch (:func:`tinyprune.quantize.calibrate`'s default)."""
 QUANTIZE_DEFAULTS = {"bits": (8,), "per_channel": True, "symmetric": True,
-                     "calibration_batches": 2, "init": "linear"}
+                     "calibration_batches": 2, "init": "linear", "reserve_zero": False}
 """Defaults resolved after parsing; ``per_channel`` / ``symmetric`` / ``init`` are the library's
 (:func:`~tinyprune.quantize.prepare_qat`, :func:`~tinyprune.quantize.share_weights`)."""
 AFFINE_ONLY = (("--per-channel/--no-per-channel", "per_channel"),
                ("--symmetric/--no-symmetric", "symmetric"),
                ("--calibration-batches", "calibration_batches"))
-KMEANS_ONLY = (("--init", "init"),)
+KMEANS_ONLY = (("--init", "init"), ("--reserve-zero/--no-reserve-zero", "reserve_zero"))
 KMEANS_LR_SCALE = 1.0
 """Default SGD learning rate of centroid fine-tuning: ``KMEANS_LR_SCALE / n``, ``n`` the largest
 mean cluster size (kept weights per centroid) of the shared layers
@@ -115,7 +115,8 @@ def _affine(args, model, data):
 def _kmeans(args, model, data):
     weighted = [n for n, m in model.layers.items() if isinstance(m, (Linear, Conv2d))]
     bits = {n: conv_fc_value(args.bits, isinstance(model.layers[n], Conv2d)) for n in weighted}
-    shared = share_weights(model, bits, init=args.init, rng=np.random.default_rng(args.seed))
+    shared = share_weights(model, bits, init=args.init, rng=np.random.default_rng(args.seed),
+                           reserve_zero=args.reserve_zero)
     result = {"accuracy_shared": accuracy(shared, data), "accuracy_finetuned": None,
               "codebook_sizes": {n: int(t.n_clusters) for n, t in shared.transforms.items()}}
     if args.qat_epochs > 0:
@@ -124,7 +125,7 @@ def _kmeans(args, model, data):
                        else centroid_lr(shared, KMEANS_LR_SCALE))
         fit_model(args, shared, data, args.qat_epochs)
         result["accuracy_finetuned"] = accuracy(shared, data)
-    info = {"method": "kmeans", "bits": bits, "init": args.init,
+    info = {"method": "kmeans", "bits": bits, "init": args.init, "reserve_zero": args.reserve_zero,
             "finetune_epochs": args.qat_epochs,
             "finetune_lr": args.lr if args.qat_epochs > 0 else None}
     return shared, result, info
@@ -231,6 +232,10 @@ def register(add) -> None:
     q.add_argument("--init", choices=INITS, default=None,
                    help="kmeans: centroid initialisation (default: linear, as share_weights; "
                         "Han et al. found it best)")
+    q.add_argument("--reserve-zero", action=argparse.BooleanOptionalAction, default=None,
+                   help="kmeans: keep one of the 2^bits codes for 0 (2^bits - 1 centroids), so "
+                        "that the filler zeros of a compressed file (tinyprune compress) need no "
+                        "extra index bit (default: no, as share_weights)")
     q.add_argument("--qat-epochs", type=int_at_least(0), default=0,
                    help="epochs of training with the quantizer in the loop (affine: QAT; "
                         "kmeans: centroid fine-tuning); 0: none")
