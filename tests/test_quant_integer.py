@@ -207,6 +207,19 @@ def test_convert_reads_weights_through_transforms():
             assert max(len(np.unique(row)) for row in step.q_w) <= 8
 
 
+@pytest.mark.parametrize("bits", [4, 2])
+def test_convert_a_low_bit_qat_model_keeps_its_weight_grid(bits):
+    x = _images(64, shape=(1, 28, 28))
+    q = calibrate(prepare_qat(lenet_300_100(seed=2), bits=bits), x)
+    im = convert(q, x)
+    for step in (s for s in im.steps if hasattr(s, "q_w")):
+        t = q.transforms[f"{step.name}.weight"]
+        np.testing.assert_array_equal(step.s_w, t.scale)  # the b-bit scales, per channel
+        assert -(2 ** (bits - 1)) <= step.q_w.min() and step.q_w.max() <= 2 ** (bits - 1) - 1
+        w_eff = q[step.name].effective_param("weight")
+        np.testing.assert_array_equal(step.q_w.astype(np.float32) * t.scale[:, None], w_eff)
+
+
 def test_convert_a_calibrated_qat_model_uses_its_grids():
     x = _images(64, shape=(1, 28, 28))
     q = calibrate(prepare_qat(lenet_300_100(seed=2), bits=8, quantize_input=True), x)
@@ -269,3 +282,18 @@ def test_input_quantization_is_the_affine_quantizer():
     s, z = qparams_from_range(x.min(), x.max(), signed=False)
     assert im.input_scale == s and im.input_zero_point == z
     np.testing.assert_array_equal(im.quantize_input(x), quantize(x, s, z, signed=False))
+
+
+def test_evaluate_runs_an_integer_model_and_training_mode_is_refused():
+    from tinyprune.nn.train import evaluate
+
+    rng = np.random.default_rng(0)
+    model = lenet_300_100(seed=0)
+    x = rng.standard_normal((64, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, 64)
+    im = convert(model, x[:32])
+    logits = im.predict(x)
+    res = evaluate(im, x, y, batch_size=16)
+    assert res["accuracy"] == np.mean(logits.argmax(1) == y)
+    with pytest.raises(ValueError, match="train"):
+        im.forward(x[:2], train=True)

@@ -231,8 +231,16 @@ class IntegerModel:
         return quantize(x, self.input_scale, self.input_zero_point, bits=8,
                         signed=self.activation_dtype == np.int8)
 
-    def forward(self, x) -> np.ndarray:
-        """Logits (float64, ``(N, classes)``) computed with integer arithmetic only."""
+    def forward(self, x, train=False) -> np.ndarray:
+        """Logits (float64, ``(N, classes)``) computed with integer arithmetic only.
+
+        ``train`` is there so that :func:`tinyprune.nn.train.evaluate` can run an integer
+        model like a :class:`~tinyprune.nn.model.Sequential`; an integer model only infers, so
+        ``train=True`` is refused.
+        """
+        if train is not False:
+            raise ValueError(f"train: an IntegerModel only runs inference (train=False), got "
+                             f"{train!r}")
         q = self.quantize_input(x)
         for step in self.steps:
             q = step.run(q)
@@ -308,10 +316,11 @@ def _fq_grid(layer, where, signed):
 
 
 def _weight_grid(layer, w):
-    """The int8 grid of a weight's :class:`FakeQuantize` transform (8-bit, signed, symmetric),
-    so the integer weights are exactly the QAT ones; None otherwise."""
+    """The grid ``(S, 0)`` of a weight's :class:`FakeQuantize` transform (signed, symmetric,
+    at most 8 bits: a b-bit grid's integers fit int8), so the integer weights are exactly the
+    QAT ones; None otherwise."""
     t = layer.transforms.get("weight")
-    if isinstance(t, FakeQuantize) and t.bits == 8 and t.signed and t.symmetric:
+    if isinstance(t, FakeQuantize) and t.bits <= 8 and t.signed and t.symmetric:
         return t.qparams_of(w)
     return None
 
@@ -332,9 +341,12 @@ def convert(model, X_cal, *, per_channel=True, batch_size=500,
     A model prepared for quantization (:func:`~tinyprune.quantize.qat.prepare_qat`, then
     calibrated or fine-tuned) converts to the grids it was trained with: a calibrated 8-bit
     unsigned :class:`ActFakeQuant` at the input (``input_fq``) or right after a layer's output
-    gives that grid (shifted by 128 when its signedness is not ``activation_dtype``'s), and an
-    8-bit signed symmetric :class:`FakeQuantize` weight gives the int8
-    weights and scales (the integer weights are then exactly the QAT ones).
+    gives that grid (shifted by 128 when its signedness is not ``activation_dtype``'s), and a
+    signed symmetric :class:`FakeQuantize` weight of at most 8 bits gives the scales and, held
+    in int8, the integers (the integer weights are then exactly the QAT ones: a 4-bit QAT model
+    runs on int8 storage holding values in [-8, 7]). Other weight transforms (asymmetric or
+    unsigned fake quantization, weight sharing) are read through and put on a fresh symmetric
+    int8 min-max grid.
 
     Parameters
     ----------
@@ -390,10 +402,8 @@ def convert(model, X_cal, *, per_channel=True, batch_size=500,
     while i < len(layers):
         name, layer = layers[i]
         if isinstance(layer, (Linear, Conv2d)):
-            w = layer.params["weight"]
-            w_grid = _weight_grid(layer, w)
-            if w_grid is None:
-                w = layer.effective_param("weight")
+            w_grid = _weight_grid(layer, layer.params["weight"])
+            w = layer.effective_param("weight")  # on its own grid: quantizes back exactly
             b = layer.effective_param("bias") if "bias" in layer.params else None
             s_out, z_out = grids.get(i, (None, None))
             steps.append(_WeightLayer(name, layer, w, b, s, z, s_out, z_out,
