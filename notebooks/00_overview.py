@@ -42,6 +42,7 @@ from tinyprune.nn.transforms import bake_transforms
 from tinyprune.prune import prune_model
 from tinyprune.prune.masked import set_masks_
 from tinyprune.quantize import FreezeObservers, calibrate, prepare_qat, share_weights
+from tinyprune.report import quantization_report
 from tinyprune.size import codebook_encode, model_storage_stages, save_compressed
 from tinyprune.viz import plot_tradeoff
 
@@ -98,30 +99,24 @@ for sparsity in (0.5, 0.8, 0.9, 0.95, 0.98):
 #
 # Weights on a symmetric `b`-bit grid, one scale per output channel; activations on an 8-bit grid
 # (they are not stored). 8 bits need no training (post-training quantization, PTQ); 4 and 2 bits
-# get one epoch of quantization-aware training (QAT, notebook 05). `tinyprune.size` counts sparse
-# and codebook storage but has no function for a dense tensor of `b`-bit integers, so this
-# storage is counted here: `ceil(n b / 8)` bytes per weight, 4 bytes per channel scale, float32
-# biases.
+# get one epoch of quantization-aware training (QAT, notebook 05). The bytes are those of
+# `tinyprune.report.quantization_report` (what `tinyprune report` prints for a quantized
+# checkpoint): each layer's `b`-bit integers packed (`ceil(n b / 8)` bytes), a float32 scale per
+# output channel, float32 biases.
 
 # %%
-def affine_bytes(model, bits):
-    total = 0
-    for w in model.params.values():
-        if w.ndim >= 2:
-            total += -(-w.size * bits // 8) + 4 * w.shape[0]  # packed integers + scales
-        else:
-            total += 4 * w.size  # biases: float32 (int32 at integer inference: also 4 bytes)
-    return total
+def affine_bytes(qmodel):
+    return quantization_report(qmodel)["total"]["bytes"]
 
 
 x_cal = X[:512]
-add("PTQ 8b", "affine quantization", affine_bytes(net, 8),
-    calibrate(prepare_qat(net, bits=8), x_cal))
+ptq8 = calibrate(prepare_qat(net, bits=8), x_cal)
+add("PTQ 8b", "affine quantization", affine_bytes(ptq8), ptq8)
 for bits in (4, 2):
     qat = calibrate(prepare_qat(net, bits=bits), x_cal, freeze=False)
     fit(qat, X, y, optimizer=SGD(qat.params, lr=0.005, momentum=0.9), epochs=1, rng=1,
         progress=False, callbacks=[FreezeObservers(after_steps=50)])
-    add(f"QAT {bits}b", "affine quantization", affine_bytes(net, bits), qat)
+    add(f"QAT {bits}b", "affine quantization", affine_bytes(qat), qat)
 
 # %% [markdown]
 # ## k-means weight sharing
@@ -204,9 +199,8 @@ for keep, bits in (((0.92, 0.91, 0.74), 5), ((0.96, 0.95, 0.8), 3)):
     add(f"{keep[0]:.0%}, {bits}b", "Deep Compression",
         os.path.getsize(path), dc)
 
-s32 = students[32]
-add("h=32, 8b", "distillation + quantization", affine_bytes(s32, 8),
-    calibrate(prepare_qat(s32, bits=8), x_cal))
+s32 = calibrate(prepare_qat(students[32], bits=8), x_cal)
+add("h=32, 8b", "distillation + quantization", affine_bytes(s32), s32)
 
 # %% [markdown]
 # ## The map
