@@ -19,7 +19,7 @@ import sys
 import tempfile
 from types import SimpleNamespace
 
-from _common import BATCH, HERE, LR, accuracy, finish, load, parse_args, pm, stats, train, trained
+from _common import BATCH, LR, accuracy, finish, load, parse_args, pm, stats, train, trained
 
 from tinyprune.nn import lenet5, lenet_300_100
 from tinyprune.pipeline import deep_compress
@@ -32,7 +32,7 @@ MODELS = {
     "lenet5": (lenet5, "lenet5", 39, 4, 3, 1, 1),
 }
 QUICK_EPOCHS = (2, 1, 1, 1)
-TABLES = HERE / "deep_compression.md"
+SECTION = "deep_compression: storage stage by stage (LeNet-300-100, LeNet-5)"
 SHARE_LR = 1e-3  # centroid fine-tuning (SGD) as in the recorded full run; at 5 bits on these
 # pruned layers lr * cluster size stays below 1, far from the divergence centroid_lr avoids
 
@@ -106,7 +106,7 @@ def main():
                      f"{s['dense']} -> CSR {s['csr']} -> "
                      f"shared {s['shared']} -> Huffman {s['huffman']} (entropy {s['entropy']}) "
                      f"-> file {s['file']}")
-    summary = "; ".join(parts) + " (per-layer tables: experiments/deep_compression.md)"
+    summary = "; ".join(parts) + f" (per-layer tables: section '{SECTION}')"
     ep = {n: m["epochs"] for n, m in measured.items()}
     claim = ("Deep Compression (prune to the paper's per-layer sparsities in 3 rounds, k-means "
              "conv 8 / fc 5 bits + centroid fine-tuning, relative CSR with the best index width per "
@@ -115,18 +115,15 @@ def main():
              f"file within 0.5 pt of dense (epochs {ep['lenet-300-100']['dense']}+"
              f"{ep['lenet-300-100']['dense_baseline_extra']} and {ep['lenet5']['dense']}+"
              f"{ep['lenet5']['dense_baseline_extra']}; dense trained as many)")
-    if not args.quick and not args.no_write:
-        text = ["# deep_compression: stage-by-stage storage tables", "",
-                "Written by `python experiments/deep_compression.py` (full Fashion-MNIST); bytes "
-                "per weight and stage (kB), the last column the ratio dense / +Huffman. See "
-                "`experiments/RESULTS.md` for the accuracies.", ""]
-        for name, tabs in tables.items():
-            for seed, tab in zip(args.seeds, tabs, strict=True):
-                text += [f"## {name}, seed {seed}", "", "```", tab, "```", ""]
-        TABLES.write_text("\n".join(text))
+    text = ["Bytes per weight and stage (kB), the last column the ratio dense / +Huffman; "
+            "written by `python experiments/deep_compression.py` (full Fashion-MNIST). The "
+            "accuracies are in the `deep_compression` row above.", ""]
+    for name, tabs in tables.items():
+        for seed, tab in zip(args.seeds, tabs, strict=True):
+            text += [f"### {name}, seed {seed}", "", "```", tab, "```", ""]
     finish(args, "deep_compression", claim,
            "ratio >= 40x (LeNet-300-100) / 39x (LeNet-5) from the file size, within 0.5 pt of "
-           "dense", measured, met, summary)
+           "dense", measured, met, summary, sections={SECTION: "\n".join(text)})
 
 
 if __name__ == "__main__":
