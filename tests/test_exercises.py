@@ -441,3 +441,31 @@ def test_blank_student_notebook_self_check_fails_with_feedback():
     ((_, err),) = _errors(nb)
     assert err["ename"] == "AssertionError" and "0 / 10 points" in err["evalue"]
 
+
+
+@pytest.mark.parametrize("source, is_check", [
+    ("from tinyprune.grading.notebook import check\ncheck('nm_mask')", True),
+    ("import otter\ngrader = otter.Notebook('hw.ipynb')", True),
+    ('grader.check("nm_mask")', True),
+    ("grader.check_all()", True),
+    ("  import tinyprune.prune as tp", True),
+    ("# unlike tinyprune's reference, this keeps ties in order\ndef nm_mask(w, n, m): ...", False),
+    ('def f():\n    """Mirrors tinyprune.prune.nm."""\n    return 1', False),
+    ("print('otter is an animal')", False),
+])
+def test_only_statements_make_a_check_cell(source, is_check):
+    from tinyprune.grading.submission import is_check_cell
+
+    assert is_check_cell(source) is is_check
+
+
+def test_a_comment_mentioning_tinyprune_keeps_the_answer_graded(tmp_path):
+    from test_grading_checks import SOLUTIONS
+
+    from tinyprune.grading import grade_file
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("# my answer, written like tinyprune's\n"
+                                          + SOLUTIONS["nm_mask"])]
+    nbformat.write(nb, str(tmp_path / "hw.ipynb"))
+    assert grade_file(tmp_path / "hw.ipynb", "nm_mask").score == 10.0

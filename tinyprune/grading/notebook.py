@@ -23,7 +23,7 @@ from pathlib import Path
 from .cases import get_assignment
 from .grader import grade_source
 from .result import GradeResult, format_case
-from .submission import CHECK_CELL_MARKERS, load_source
+from .submission import is_check_cell, load_source
 
 __all__ = ["check", "kernel_source"]
 
@@ -38,11 +38,11 @@ def _ipython():
     return get_ipython()
 
 
-def kernel_source(exclude: tuple[str, ...] = CHECK_CELL_MARKERS) -> str | None:
+def kernel_source() -> str | None:
     """The source of the cells this IPython kernel has run, in order, or None outside IPython.
 
-    Left out: cells containing a string of ``exclude`` and cells calling :func:`check` under any
-    name the kernel has for it (the test cells). Lines calling IPython (magics, ``!`` commands,
+    Left out: check cells (:func:`~tinyprune.grading.submission.is_check_cell`) and cells
+    calling :func:`check` under any name the kernel has for it (the test cells). Lines calling IPython (magics, ``!`` commands,
     which IPython has turned into ``get_ipython()...`` calls) are commented out.
     """
     ip = _ipython()
@@ -51,7 +51,7 @@ def kernel_source(exclude: tuple[str, ...] = CHECK_CELL_MARKERS) -> str | None:
     names = [k for k, v in ip.user_ns.items() if v is check and k.isidentifier()]
     calls = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\s*\(") if names else None
     cells = [c for c in ip.user_ns["In"][1:]
-             if not any(e in c for e in exclude) and not (calls and calls.search(c))]
+             if not is_check_cell(c) and not (calls and calls.search(c))]
     lines = [f"# [not run by the grader] {line}" if "get_ipython()" in line else line
              for c in cells for line in c.splitlines()]
     return "\n".join(lines) + "\n"

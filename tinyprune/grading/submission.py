@@ -7,25 +7,30 @@ calls. A file that cannot be read is graded 0 with the reason, never an exceptio
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from .cases import get_assignment
 from .grader import grade_source
 from .result import GradeResult, GroupResult
 
-__all__ = ["CHECK_CELL_MARKERS", "FORMATS", "grade", "grade_file", "is_check_cell", "load_source"]
+__all__ = ["CHECK_CELL_PATTERN", "FORMATS", "grade", "grade_file", "is_check_cell", "load_source"]
 
 FORMATS = ("text", "json", "gradescope")
 
 
-CHECK_CELL_MARKERS = ("tinyprune", "otter", "grader.check")
-"""A code cell containing one of these is a test or self-check cell (it calls tinyprune's checks,
-Otter's or nbgrader's tests), not the student's answer: the grader leaves it out."""
+CHECK_CELL_PATTERN = re.compile(
+    r"^\s*(?:from|import)\s+(?:tinyprune|otter)\b"  # imports tinyprune's checks or Otter
+    r"|\bgrader\s*\.\s*check(?:_all)?\s*\(",       # runs Otter's tests
+    re.M)
+"""A code cell matching this is a test or self-check cell (it imports tinyprune's checks or
+Otter, or runs ``grader.check``), not the student's answer: the grader leaves it out. Only
+statements count: a comment or a string that merely mentions tinyprune does not."""
 
 
 def is_check_cell(source: str) -> bool:
-    """Whether a notebook cell's ``source`` is a check cell (see :data:`CHECK_CELL_MARKERS`)."""
-    return any(m in source for m in CHECK_CELL_MARKERS)
+    """Whether a notebook cell's ``source`` is a check cell (see :data:`CHECK_CELL_PATTERN`)."""
+    return CHECK_CELL_PATTERN.search(source) is not None
 
 
 def _notebook_source(path: Path) -> str:
