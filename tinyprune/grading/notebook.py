@@ -42,8 +42,9 @@ def kernel_source() -> str | None:
     """The source of the cells this IPython kernel has run, in order, or None outside IPython.
 
     Left out: check cells (:func:`~tinyprune.grading.submission.is_check_cell`) and cells
-    calling :func:`check` under any name the kernel has for it (the test cells). Lines calling IPython (magics, ``!`` commands,
-    which IPython has turned into ``get_ipython()...`` calls) are commented out.
+    calling :func:`check` under any name the kernel has for it (the test cells). Lines calling
+    IPython (magics, ``!`` commands, which IPython has turned into ``get_ipython()...`` calls)
+    are commented out.
     """
     ip = _ipython()
     if ip is None or "In" not in ip.user_ns:
